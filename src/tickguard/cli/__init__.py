@@ -1,0 +1,47 @@
+"""The ``tickguard`` command.
+
+Each sub-command lives in its own module and imports its heavy dependencies inside the
+command body, so ``tickguard --help`` stays fast and a broken optional path cannot stop
+the others from starting.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from tickguard import __version__
+
+app = typer.Typer(
+    name="tickguard",
+    help="Keep a Korean market-data feed whole, and prove it every day.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tickguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    log_level: str = typer.Option("INFO", "--log-level", envvar="TICKGUARD_LOG_LEVEL"),
+) -> None:
+    """tickguard."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

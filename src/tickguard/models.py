@@ -1,0 +1,138 @@
+"""Domain model: what tickguard stores, independent of any broker's wire names.
+
+Prices and volumes are KRW integers. Every timestamp is timezone-aware: exchange time is
+built in Asia/Seoul from the feed; storage converts to UTC. The natural key of a trade is
+(symbol, trading_day, cum_volume): both brokers send the cumulative volume after every
+trade, so the websocket path and the REST backfill land on the same row.
+
+These are plain slotted dataclasses, not pydantic models: they are built once per tick on
+the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+KST = ZoneInfo("Asia/Seoul")
+BOOK_DEPTH = 10
+
+
+class Broker(StrEnum):
+    KIS = "kis"
+    KIWOOM = "kiwoom"
+
+
+class Side(StrEnum):
+    """Aggressor side of a trade."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class Source(StrEnum):
+    WS = "ws"
+    REST = "rest"
+
+
+class GapKind(StrEnum):
+    TRADES = "trades"
+    BOOK = "book"
+
+
+class GapStatus(StrEnum):
+    OPEN = "open"
+    FILLED = "filled"
+    NO_TRADES = "no_trades"
+    UNRECOVERABLE = "unrecoverable"
+
+
+def _require_aware(name: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    broker: Broker
+    symbol: str
+    trading_day: date
+    ts: datetime
+    """Exchange time of the trade (tz-aware)."""
+    price: int
+    qty: int
+    side: Side | None
+    cum_volume: int
+    """Cumulative volume of the day after this trade: part of the natural key."""
+    received_at: datetime
+    source: Source = Source.WS
+
+    def __post_init__(self) -> None:
+        _require_aware("ts", self.ts)
+        _require_aware("received_at", self.received_at)
+
+    @property
+    def key(self) -> tuple[str, date, int]:
+        return (self.symbol, self.trading_day, self.cum_volume)
+
+
+Level = tuple[int, int]
+"""One book level: (price, quantity)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    broker: Broker
+    symbol: str
+    trading_day: date
+    ts: datetime
+    asks: tuple[Level, ...]
+    """Ask levels, best (lowest) first."""
+    bids: tuple[Level, ...]
+    """Bid levels, best (highest) first."""
+    total_ask_qty: int
+    total_bid_qty: int
+    received_at: datetime
+
+    def __post_init__(self) -> None:
+        _require_aware("ts", self.ts)
+        _require_aware("received_at", self.received_at)
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteBar:
+    broker: Broker
+    symbol: str
+    trading_day: date
+    minute: datetime
+    """Start of the minute (tz-aware)."""
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    source: Source = Source.REST
+
+    def __post_init__(self) -> None:
+        _require_aware("minute", self.minute)
+
+
+@dataclass(slots=True)
+class Gap:
+    broker: Broker
+    symbol: str
+    kind: GapKind
+    start: datetime
+    end: datetime | None
+    cause: str
+    status: GapStatus = GapStatus.OPEN
+    detected_at: datetime | None = None
+    resolved_at: datetime | None = None
+    rows_filled: int = 0
+    id: int | None = None
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+Event = Trade | BookSnapshot

@@ -1,0 +1,162 @@
+"""One typed settings object for the whole of tickguard.
+
+Every variable is read from the environment with the prefix ``TICKGUARD_`` (nested parts
+joined by ``__``, e.g. ``TICKGUARD_KIS__REST_URL``) or from a ``.env`` file. Secrets are
+``SecretStr`` and never printed. A missing or malformed value stops start-up with a
+:class:`~tickguard.errors.SettingsError` that names the variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tickguard.errors import SettingsError
+
+ENV_PREFIX = "TICKGUARD_"
+NESTED = "__"
+
+
+class AppCredential(BaseModel):
+    """One broker app key: the unit of a websocket session (one session per key)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    app_key: SecretStr
+    app_secret: SecretStr
+
+
+class KisSettings(BaseModel):
+    env: Literal["real", "paper"] = "real"
+    rest_url: str = "https://openapi.koreainvestment.com:9443"
+    ws_url: str = "ws://ops.koreainvestment.com:21000/tryitout"
+    apps: list[AppCredential] = Field(default_factory=list)
+    """App keys; symbols × TRs are sharded across them (41 registrations per session)."""
+    max_registrations: int = Field(default=41, ge=1, le=1000)
+    custtype: Literal["P", "B"] = "P"
+    rest_rate_per_s: float = Field(default=18.0, gt=0)
+    """Below KIS's 20/s (real); use 1.5 for paper accounts (2/s)."""
+
+
+class KiwoomSettings(BaseModel):
+    env: Literal["real", "mock"] = "real"
+    rest_url: str = "https://api.kiwoom.com"
+    ws_url: str = "wss://api.kiwoom.com:10000/api/dostk/websocket"
+    apps: list[AppCredential] = Field(default_factory=list)
+    max_registrations: int = Field(default=100, ge=1, le=10000)
+    """Per-session registration cap: UNCONFIRMED by Kiwoom, hence a setting."""
+    rest_rate_per_s: float = Field(default=4.0, gt=0)
+    """Kiwoom publishes no number (only error 1700): keep it conservative and configurable."""
+
+
+class StreamSettings(BaseModel):
+    """Supervisor limits: reconnect policy, watchdog, queues."""
+
+    queue_max_events: int = Field(default=50_000, ge=100)
+    batch_max_events: int = Field(default=2_000, ge=1)
+    batch_max_delay_s: float = Field(default=0.05, gt=0)
+    stale_after_s: float = Field(default=5.0, gt=0)
+    backoff_base_s: float = Field(default=0.25, gt=0)
+    backoff_cap_s: float = Field(default=30.0, gt=0)
+    backoff_reset_after_s: float = Field(default=30.0, gt=0)
+    breaker_max_reconnects: int = Field(default=20, ge=1)
+    breaker_window_s: float = Field(default=60.0, gt=0)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    recorder_max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+    recorder_max_total_bytes: int = Field(default=2 * 1024**3, ge=4096)
+    recorder_max_age_s: float = Field(default=7 * 86400, gt=0)
+
+
+class SinkSettings(BaseModel):
+    """Redis Streams hand-off, disk spool and persist."""
+
+    stream_prefix: str = "tickguard"
+    consumer_group: str = "persist"
+    spool_max_bytes: int = Field(default=1024**3, ge=4096)
+    spool_segment_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    persist_read_count: int = Field(default=64, ge=1)
+    persist_block_ms: int = Field(default=500, ge=1)
+    persist_claim_idle_ms: int = Field(default=30_000, ge=0)
+    trim_interval_s: float = Field(default=10.0, gt=0)
+
+
+class SlackSettings(BaseModel):
+    webhook_url: SecretStr | None = None
+    bot_token: SecretStr | None = None
+    channel: str = "#market-data"
+    base_url: str | None = None
+    """Slack Web API base URL override (tests point it at a local fake)."""
+
+
+class MetricsSettings(BaseModel):
+    host: str = "127.0.0.1"
+    collector_port: int = Field(default=9401, ge=0, le=65535)
+    persist_port: int = Field(default=9402, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path("~/.tickguard")
+    database_url: SecretStr | None = None
+    """postgresql+psycopg://… ; unset → the embedded PostgreSQL under data_dir."""
+    redis_url: SecretStr | None = None
+    """redis://… ; unset → the embedded Valkey under data_dir."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    work_pool: str = "tickguard"
+
+    kis: KisSettings = Field(default_factory=KisSettings)
+    kiwoom: KiwoomSettings = Field(default_factory=KiwoomSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("postgresql"):
+            raise ValueError("must be a postgresql:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable behind a pydantic error location."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return ENV_PREFIX + NESTED.join(parts).upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings, turning pydantic's error into one that names variables."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{env_name(err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise SettingsError(f"invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()
