@@ -136,3 +136,31 @@ class Gap:
 
 
 Event = Trade | BookSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """A frame (or record) that could not be decoded, kept raw with the reason."""
+
+    broker: Broker
+    received_at: datetime
+    reason: str
+    raw: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Batch:
+    """The unit that moves collector → Redis stream → persist → PostgreSQL.
+
+    One batch is one stream entry and one database transaction: it is stored whole or not
+    at all, and storing it twice changes nothing.
+    """
+
+    trades: list[Trade] = field(default_factory=list)
+    books: list[BookSnapshot] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    quarantined: list[QuarantineRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.trades) + len(self.books) + len(self.gaps) + len(self.quarantined)
