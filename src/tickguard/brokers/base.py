@@ -131,6 +131,8 @@ class BrokerTraits(Protocol):
         """Obtain what a websocket session needs (KIS approval key, Kiwoom access token)."""
         ...
 
-    def new_session(self, authorization: str, trading_day: date, settings: Settings) -> BrokerSession:
+    def new_session(
+        self, authorization: str, trading_day: date, settings: Settings
+    ) -> BrokerSession:
         """A fresh protocol object for one connection."""
         ...
