@@ -1,0 +1,1 @@
+"""Kiwoom REST/WebSocket API: sans-I/O codec, REST client and traits (reference §2)."""

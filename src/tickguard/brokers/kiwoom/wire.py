@@ -1,0 +1,176 @@
+"""Kiwoom's wire vocabulary and the pure functions that turn it into domain objects.
+
+Wire names stay Kiwoom's (``trnm``, ``grp_no``, FID strings such as ``"10"``); the named
+``parse_*`` functions are the only place they become :class:`~tickguard.models.Trade` and
+:class:`~tickguard.models.BookSnapshot`. Facts: ``shared/reference/broker-protocols.md`` §2.
+
+Every value of a REAL message is a string. Prices carry a ``+``/``-`` prefix relative to the
+previous close (the price itself is the absolute value); FID 15 (trade volume) is signed by
+the aggressor side (``+`` buy, ``-`` sell). REAL messages carry only ``HHMMSS``: the trading
+day comes from the caller, and the time is Asia/Seoul.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time
+
+from tickguard.errors import DecodeError
+from tickguard.models import BOOK_DEPTH, KST, BookSnapshot, Broker, Level, Side, Trade
+
+# --- message names (``trnm``) and real-time types -------------------------------------------
+LOGIN = "LOGIN"
+REG = "REG"
+REMOVE = "REMOVE"
+REAL = "REAL"
+PING = "PING"
+SYSTEM = "SYSTEM"
+
+TYPE_TRADE = "0B"
+"""주식체결."""
+TYPE_BOOK = "0D"
+"""주식호가잔량."""
+TYPE_NAMES = {TYPE_TRADE: "주식체결", TYPE_BOOK: "주식호가잔량"}
+
+# --- SYSTEM codes ------------------------------------------------------------------------------
+SYS_KICKED = "R10001"
+"""동일한 App key로 접속이 되었습니다. 기존 세션은 종료가 됩니다."""
+SYS_NO_HEARTBEAT = "R10002"
+"""Heartbeat(연결유지) 메시지가 오지않아서 접속을 종료합니다."""
+SYS_NO_LOGIN = "R10004"
+"""접속허용요청이 들어오지 않았습니다."""
+SYSTEM_MESSAGES = {
+    SYS_KICKED: "동일한 App key로 접속이 되었습니다. 기존 세션은 종료가 됩니다",
+    SYS_NO_HEARTBEAT: (
+        "사용자 프로그램으로부터 Heartbeat(연결유지) 메시지가 오지않아서 접속을 종료합니다"
+    ),
+    SYS_NO_LOGIN: "접속허용요청이 들어오지 않았습니다",
+}
+
+# --- FIDs ----------------------------------------------------------------------------------------
+FID_TRADE_TIME = "20"
+FID_PRICE = "10"
+FID_TRADE_VOLUME = "15"
+FID_CUM_VOLUME = "13"
+FID_BOOK_TIME = "21"
+FID_TOTAL_ASK = "121"
+FID_TOTAL_BID = "125"
+ASK_PRICE_FIDS = tuple(str(40 + n) for n in range(1, BOOK_DEPTH + 1))
+BID_PRICE_FIDS = tuple(str(50 + n) for n in range(1, BOOK_DEPTH + 1))
+ASK_QTY_FIDS = tuple(str(60 + n) for n in range(1, BOOK_DEPTH + 1))
+BID_QTY_FIDS = tuple(str(70 + n) for n in range(1, BOOK_DEPTH + 1))
+ITEMS_PER_REG = 100
+"""``data[].item`` holds at most 100 codes (official table: len 100)."""
+
+
+def _int(values: Mapping[str, object], fid: str) -> int:
+    """A signed integer FID; an empty string counts as 0 (Kiwoom blanks unused levels)."""
+    raw = values.get(fid)
+    if not isinstance(raw, str):
+        raise DecodeError("bad_field", f"FID {fid} missing or not a string: {raw!r}")
+    if not raw:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        raise DecodeError("bad_field", f"FID {fid} is not an integer: {raw!r}") from None
+
+
+def parse_hhmmss(raw: object, trading_day: date) -> datetime:
+    """``HHMMSS`` on ``trading_day`` in Asia/Seoul."""
+    if not isinstance(raw, str) or len(raw) != 6 or not raw.isdigit():
+        raise DecodeError("bad_time", f"expected HHMMSS, got {raw!r}")
+    hour, minute, second = int(raw[:2]), int(raw[2:4]), int(raw[4:])
+    if hour > 23 or minute > 59 or second > 59:
+        raise DecodeError("bad_time", f"HHMMSS out of range: {raw!r}")
+    return datetime.combine(trading_day, time(hour, minute, second), tzinfo=KST)
+
+
+class TimeCache:
+    """Memoises ``HHMMSS`` → datetime for one trading day: most ticks share their second.
+
+    Bounded by construction (at most 86 400 keys per day) and reset when the day changes.
+    """
+
+    __slots__ = ("_cache", "day")
+
+    def __init__(self, trading_day: date) -> None:
+        self.day = trading_day
+        self._cache: dict[str, datetime] = {}
+
+    def at(self, raw: object) -> datetime:
+        if isinstance(raw, str):
+            hit = self._cache.get(raw)
+            if hit is not None:
+                return hit
+        ts = parse_hhmmss(raw, self.day)
+        self._cache[raw] = ts  # type: ignore[index]  # parse_hhmmss proved raw is a str
+        return ts
+
+
+def parse_trade(
+    item: str, values: Mapping[str, object], times: TimeCache, received_at: datetime
+) -> Trade:
+    """One ``0B`` entry → Trade: |price|, |volume| with side from the volume's sign."""
+    signed_qty = _int(values, FID_TRADE_VOLUME)
+    sign = str(values[FID_TRADE_VOLUME])[:1]
+    side = Side.BUY if sign == "+" else Side.SELL if sign == "-" else None
+    cum = _int(values, FID_CUM_VOLUME)
+    if cum < 0:
+        raise DecodeError("bad_field", f"negative cumulative volume {cum}")
+    return Trade(
+        broker=Broker.KIWOOM,
+        symbol=item,
+        trading_day=times.day,
+        ts=times.at(values.get(FID_TRADE_TIME)),
+        price=abs(_int(values, FID_PRICE)),
+        qty=abs(signed_qty),
+        side=side,
+        cum_volume=cum,
+        received_at=received_at,
+    )
+
+
+def _levels(
+    values: Mapping[str, object], prices: Sequence[str], qtys: Sequence[str]
+) -> tuple[Level, ...]:
+    return tuple((abs(_int(values, p)), _int(values, q)) for p, q in zip(prices, qtys, strict=True))
+
+
+def parse_book(
+    item: str, values: Mapping[str, object], times: TimeCache, received_at: datetime
+) -> BookSnapshot:
+    """One ``0D`` entry → 10-level BookSnapshot (asks 41–50/61–70, bids 51–60/71–80)."""
+    return BookSnapshot(
+        broker=Broker.KIWOOM,
+        symbol=item,
+        trading_day=times.day,
+        ts=times.at(values.get(FID_BOOK_TIME)),
+        asks=_levels(values, ASK_PRICE_FIDS, ASK_QTY_FIDS),
+        bids=_levels(values, BID_PRICE_FIDS, BID_QTY_FIDS),
+        total_ask_qty=_int(values, FID_TOTAL_ASK),
+        total_bid_qty=_int(values, FID_TOTAL_BID),
+        received_at=received_at,
+    )
+
+
+def dumps(message: Mapping[str, object]) -> str:
+    """Compact JSON with Korean text kept readable (what Kiwoom sends and expects)."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def login_message(token: str) -> str:
+    """The first frame of every session: the raw access token, no ``Bearer``."""
+    return dumps({"trnm": LOGIN, "token": token})
+
+
+def registration_message(
+    trnm: str, grp_no: str, types: Sequence[str], items: Sequence[str], refresh: str = "1"
+) -> str:
+    """One REG/REMOVE frame for ``items`` × ``types`` (``refresh`` is sent on REG only)."""
+    message: dict[str, object] = {"trnm": trnm, "grp_no": grp_no}
+    if trnm == REG:
+        message["refresh"] = refresh
+    message["data"] = [{"item": list(items), "type": list(types)}]
+    return dumps(message)
