@@ -97,6 +97,21 @@ class MetricsSettings(BaseModel):
     persist_port: int = Field(default=9402, ge=0, le=65535)
 
 
+class StackSettings(BaseModel):
+    """The embedded PostgreSQL and Valkey run under ``data_dir`` when no URL is set."""
+
+    host: str = "127.0.0.1"
+    pg_port: int = Field(default=54329, ge=1, le=65535)
+    valkey_port: int = Field(default=63799, ge=1, le=65535)
+    start_timeout_s: float = Field(default=60.0, gt=0)
+    stop_timeout_s: float = Field(default=30.0, gt=0)
+    valkey_maxmemory: str = Field(default="1gb", pattern=r"^[0-9]+(kb|mb|gb)?$")
+    """With noeviction a full Valkey refuses writes (the sink spools) instead of dropping."""
+    pg_privilege: Literal["auto", "userns", "setpriv"] = "auto"
+    """How PostgreSQL drops root: a user namespace, or setpriv to ``pg_system_user``."""
+    pg_system_user: str = "nobody"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -120,6 +135,7 @@ class Settings(BaseSettings):
     sink: SinkSettings = Field(default_factory=SinkSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
 
     @field_validator("data_dir")
     @classmethod
