@@ -1,0 +1,282 @@
+"""Compact, versioned binary encoding of a :class:`~tickguard.models.Batch` (one stream entry).
+
+Why columnar msgpack: a batch is ~2000 rows of the same few fields, so one list per column
+packs tight (small ints stay 1–5 bytes, no repeated field names) and both directions are a
+handful of list comprehensions instead of one dict per row. Layout (msgpack array)::
+
+    [VERSION, trades, books, gaps, quarantined]
+
+where each part is ``[]`` when empty, else a list of equally long columns in the order of
+the ``*_COLUMNS`` tuples below. Timestamps are int microseconds since the epoch (UTC) and
+come back as aware UTC datetimes (equal, as instants, to what went in); trading days are
+proleptic ordinals; enums are their short string values. A new layout gets a new version
+number; :func:`decode_batch` rejects versions it does not know instead of guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final, TypeVar
+
+import msgpack
+
+from tickguard.errors import DecodeError, StorageError
+from tickguard.models import (
+    Batch,
+    BookSnapshot,
+    Broker,
+    Gap,
+    GapKind,
+    GapStatus,
+    QuarantineRecord,
+    Side,
+    Source,
+    Trade,
+)
+
+VERSION: Final = 1
+TRADE_COLUMNS: Final = (
+    "broker", "symbol", "trading_day", "ts", "price", "qty", "side", "cum_volume",
+    "received_at", "source",
+)  # fmt: skip
+BOOK_COLUMNS: Final = (
+    "broker", "symbol", "trading_day", "ts", "asks", "bids", "total_ask_qty", "total_bid_qty",
+    "received_at",
+)  # fmt: skip
+GAP_COLUMNS: Final = (
+    "broker", "symbol", "kind", "start", "end", "cause", "status", "detected_at", "resolved_at",
+    "rows_filled", "id", "detail",
+)  # fmt: skip
+QUARANTINE_COLUMNS: Final = ("broker", "received_at", "reason", "raw", "detail")
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+_BROKERS: Final = {b.value: b for b in Broker}
+_SIDES: Final = {s.value: s for s in Side}
+_SOURCES: Final = {s.value: s for s in Source}
+_KINDS: Final = {k.value: k for k in GapKind}
+_STATUSES: Final = {s.value: s for s in GapStatus}
+
+T = TypeVar("T")
+
+
+def _us(value: datetime) -> int:
+    """Exact microseconds since the epoch (no float round trip)."""
+    return (value - _EPOCH) // _US
+
+
+def _us_opt(value: datetime | None) -> int | None:
+    return None if value is None else _us(value)
+
+
+def _dt(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _dt_opt(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+def _flat(levels: Sequence[tuple[int, int]]) -> list[int]:
+    return [v for level in levels for v in level]
+
+
+def _levels(flat: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    if len(flat) % 2:
+        raise ValueError("odd number of book level values")
+    it = iter(flat)
+    return tuple(zip(it, it, strict=True))
+
+
+def _trade_columns(rows: Sequence[Trade]) -> list[list[Any]]:
+    if not rows:
+        return []
+    return [
+        [r.broker.value for r in rows],
+        [r.symbol for r in rows],
+        [r.trading_day.toordinal() for r in rows],
+        [_us(r.ts) for r in rows],
+        [r.price for r in rows],
+        [r.qty for r in rows],
+        [None if r.side is None else r.side.value for r in rows],
+        [r.cum_volume for r in rows],
+        [_us(r.received_at) for r in rows],
+        [r.source.value for r in rows],
+    ]
+
+
+def _book_columns(rows: Sequence[BookSnapshot]) -> list[list[Any]]:
+    if not rows:
+        return []
+    return [
+        [r.broker.value for r in rows],
+        [r.symbol for r in rows],
+        [r.trading_day.toordinal() for r in rows],
+        [_us(r.ts) for r in rows],
+        [_flat(r.asks) for r in rows],
+        [_flat(r.bids) for r in rows],
+        [r.total_ask_qty for r in rows],
+        [r.total_bid_qty for r in rows],
+        [_us(r.received_at) for r in rows],
+    ]
+
+
+def _gap_columns(rows: Sequence[Gap]) -> list[list[Any]]:
+    if not rows:
+        return []
+    return [
+        [r.broker.value for r in rows],
+        [r.symbol for r in rows],
+        [r.kind.value for r in rows],
+        [_us(r.start) for r in rows],
+        [_us_opt(r.end) for r in rows],
+        [r.cause for r in rows],
+        [r.status.value for r in rows],
+        [_us_opt(r.detected_at) for r in rows],
+        [_us_opt(r.resolved_at) for r in rows],
+        [r.rows_filled for r in rows],
+        [r.id for r in rows],
+        [r.detail for r in rows],
+    ]
+
+
+def _quarantine_columns(rows: Sequence[QuarantineRecord]) -> list[list[Any]]:
+    if not rows:
+        return []
+    return [
+        [r.broker.value for r in rows],
+        [_us(r.received_at) for r in rows],
+        [r.reason for r in rows],
+        [r.raw for r in rows],
+        [r.detail for r in rows],
+    ]
+
+
+def encode_batch(batch: Batch) -> bytes:
+    """Pack ``batch`` into one stream entry value."""
+    doc = [
+        VERSION,
+        _trade_columns(batch.trades),
+        _book_columns(batch.books),
+        _gap_columns(batch.gaps),
+        _quarantine_columns(batch.quarantined),
+    ]
+    try:
+        return msgpack.packb(doc, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise StorageError(f"batch cannot be encoded: {exc}") from exc
+
+
+def _rows(part: Any, width: int, build: Callable[..., T]) -> list[T]:
+    """Zip one part's columns back into rows (columns must all be the same length)."""
+    if part == []:
+        return []
+    if not isinstance(part, list) or len(part) != width:
+        raise ValueError(f"expected {width} columns, got {type(part).__name__}")
+    return [build(*row) for row in zip(*part, strict=True)]
+
+
+def _trade(
+    b: str,
+    sym: str,
+    day: int,
+    ts: int,
+    px: int,
+    q: int,
+    side: str | None,
+    cum: int,
+    recv: int,
+    src: str,
+) -> Trade:
+    return Trade(
+        _BROKERS[b],
+        sym,
+        date.fromordinal(day),
+        _dt(ts),
+        px,
+        q,
+        None if side is None else _SIDES[side],
+        cum,
+        _dt(recv),
+        _SOURCES[src],
+    )
+
+
+def _book(
+    b: str,
+    sym: str,
+    day: int,
+    ts: int,
+    asks: list[int],
+    bids: list[int],
+    ta: int,
+    tb: int,
+    recv: int,
+) -> BookSnapshot:
+    return BookSnapshot(
+        _BROKERS[b],
+        sym,
+        date.fromordinal(day),
+        _dt(ts),
+        _levels(asks),
+        _levels(bids),
+        ta,
+        tb,
+        _dt(recv),
+    )
+
+
+def _gap(
+    b: str,
+    sym: str,
+    kind: str,
+    start: int,
+    end: int | None,
+    cause: str,
+    status: str,
+    det: int | None,
+    res: int | None,
+    filled: int,
+    gid: int | None,
+    detail: dict[str, object],
+) -> Gap:
+    return Gap(
+        _BROKERS[b],
+        sym,
+        _KINDS[kind],
+        _dt(start),
+        _dt_opt(end),
+        cause,
+        _STATUSES[status],
+        _dt_opt(det),
+        _dt_opt(res),
+        filled,
+        gid,
+        dict(detail),
+    )
+
+
+def _quarantine(b: str, recv: int, reason: str, raw: str, detail: str) -> QuarantineRecord:
+    return QuarantineRecord(_BROKERS[b], _dt(recv), reason, raw, detail)
+
+
+def decode_batch(data: bytes) -> Batch:
+    """Unpack one stream entry value; anything else raises :class:`DecodeError`."""
+    try:
+        doc = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise DecodeError("bad_msgpack", type(exc).__name__) from exc
+    if not isinstance(doc, list) or len(doc) != 5:
+        raise DecodeError("bad_layout", f"top level is {type(doc).__name__}")
+    if doc[0] != VERSION:
+        raise DecodeError("unknown_version", repr(doc[0])[:40])
+    try:
+        return Batch(
+            trades=_rows(doc[1], len(TRADE_COLUMNS), _trade),
+            books=_rows(doc[2], len(BOOK_COLUMNS), _book),
+            gaps=_rows(doc[3], len(GAP_COLUMNS), _gap),
+            quarantined=_rows(doc[4], len(QUARANTINE_COLUMNS), _quarantine),
+        )
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise DecodeError("bad_columns", f"{type(exc).__name__}: {exc}"[:200]) from exc
