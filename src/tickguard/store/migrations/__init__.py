@@ -1,0 +1,1 @@
+"""Alembic environment shipped inside the package (driven by ``tickguard.store.migrate``)."""

@@ -1,0 +1,244 @@
+"""The idempotent PostgreSQL writer: one batch, one transaction, nothing lost.
+
+Each kind is COPYed (binary) into a temporary staging table, then moved with
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` into its table. A row whose natural key is
+already stored is counted as a duplicate and the rest of the batch is stored: the opposite
+of cryptofeed's writer, where one repeated row silently discards the whole batch. Storing a
+batch twice therefore changes nothing and says so in :class:`WriteResult`.
+
+Gaps are few (one per dropped connection) and a batch may report the same gap twice (open,
+then closed), which one ``INSERT … ON CONFLICT DO UPDATE`` statement cannot touch twice, so
+they are upserted one statement per gap, in order, in the same transaction: the end time
+fills in, causes and details merge, and a resolved status never falls back to ``open``.
+
+Usage (persist): ``PostgresWriter.connect(url)`` or an autocommit ``psycopg.Connection``,
+then ``write(batch)`` and acknowledge the stream entry once it returns (it has committed).
+A caller already inside a transaction gets a savepoint instead, and commits itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, fields
+from typing import Any, Self
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+from psycopg.types.json import Jsonb
+
+from tickguard.errors import StorageError
+from tickguard.models import Batch, Gap, MinuteBar
+from tickguard.store import rows
+from tickguard.store.migrate import libpq_url
+from tickguard.store.rows import book_digest
+
+__all__ = ["PostgresWriter", "WriteResult", "book_digest"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """One COPY-able kind: its table, staging table and column layout."""
+
+    table: str
+    staging: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+
+    def create_staging(self) -> sql.Composed:
+        cols = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+            for c, t in zip(self.columns, self.types, strict=True)
+        )
+        return sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+            sql.Identifier(self.staging), cols
+        )
+
+    def copy(self) -> sql.Composed:
+        return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(self.staging), self._cols()
+        )
+
+    def insert(self) -> sql.Composed:
+        return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+            sql.Identifier(self.table), self._cols(), self._cols(), sql.Identifier(self.staging)
+        )
+
+    def _cols(self) -> sql.Composable:
+        return sql.SQL(", ").join(map(sql.Identifier, self.columns))
+
+
+TRADES = _Kind("trades", "_tg_stage_trades", rows.TRADE_COLUMNS, rows.TRADE_TYPES)
+BOOKS = _Kind("book_snapshots", "_tg_stage_books", rows.BOOK_COLUMNS, rows.BOOK_TYPES)
+BARS = _Kind("minute_bars", "_tg_stage_bars", rows.BAR_COLUMNS, rows.BAR_TYPES)
+QUARANTINE = _Kind(
+    "quarantine", "_tg_stage_quarantine", rows.QUARANTINE_COLUMNS, rows.QUARANTINE_TYPES
+)
+KINDS = (TRADES, BOOKS, BARS, QUARANTINE)
+
+GAP_UPSERT = """
+INSERT INTO gaps AS g (broker, symbol, kind, start, "end", cause, status, detected_at,
+                       resolved_at, rows_filled, detail)
+VALUES (%s, %s, %s, %s, %s, %s, %s, COALESCE(%s, now()), %s, %s, %s)
+ON CONFLICT (broker, symbol, kind, start) DO UPDATE SET
+    "end" = COALESCE(EXCLUDED."end", g."end"),
+    cause = CASE
+        WHEN EXCLUDED.cause = '' OR strpos(g.cause, EXCLUDED.cause) > 0 THEN g.cause
+        WHEN g.cause = '' THEN EXCLUDED.cause
+        ELSE g.cause || '; ' || EXCLUDED.cause END,
+    status = CASE WHEN g.status = 'open' THEN EXCLUDED.status ELSE g.status END,
+    resolved_at = COALESCE(g.resolved_at, EXCLUDED.resolved_at),
+    rows_filled = GREATEST(g.rows_filled, EXCLUDED.rows_filled),
+    detail = g.detail || EXCLUDED.detail
+RETURNING id, (xmax = 0) AS inserted
+"""
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What one write did: rows stored and rows whose natural key was already there."""
+
+    trades_inserted: int = 0
+    trades_duplicates: int = 0
+    books_inserted: int = 0
+    books_duplicates: int = 0
+    bars_inserted: int = 0
+    bars_duplicates: int = 0
+    quarantined_inserted: int = 0
+    quarantined_duplicates: int = 0
+    gaps_inserted: int = 0
+    gaps_merged: int = 0
+    """Gap reports that matched a stored gap and were merged into it."""
+
+    def __iadd__(self, other: WriteResult) -> Self:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    @property
+    def inserted(self) -> int:
+        return sum(getattr(self, f.name) for f in fields(self) if f.name.endswith("_inserted"))
+
+    @property
+    def duplicates(self) -> int:
+        return (
+            self.trades_duplicates
+            + self.books_duplicates
+            + self.bars_duplicates
+            + (self.quarantined_duplicates)
+        )
+
+
+class PostgresWriter:
+    """Stores batches idempotently on one psycopg connection (not thread-safe)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self._staged = False
+
+    @classmethod
+    def connect(cls, url: str) -> PostgresWriter:
+        """Open an autocommit connection of the writer's own (``postgresql[+psycopg]://``)."""
+        try:
+            conn = psycopg.connect(libpq_url(url), autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise StorageError("cannot connect to PostgreSQL (see TICKGUARD_DATABASE_URL)") from exc
+        return cls(conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def write(self, batch: Batch) -> WriteResult:
+        """Store one batch in one transaction; see :meth:`write_many`."""
+        return self.write_many((batch,))
+
+    def write_many(self, batches: Iterable[Batch]) -> WriteResult:
+        """Store several batches in ONE transaction: all of them or, on error, none."""
+        batches = list(batches)
+        with self._transaction():
+            result = WriteResult()
+            trades = [t for b in batches for t in b.trades]
+            result.trades_inserted, result.trades_duplicates = self._move(
+                TRADES, rows.trade_rows(trades), len(trades)
+            )
+            books = [bk for b in batches for bk in b.books]
+            result.books_inserted, result.books_duplicates = self._move(
+                BOOKS, rows.book_rows(books), len(books)
+            )
+            records = [q for b in batches for q in b.quarantined]
+            result.quarantined_inserted, result.quarantined_duplicates = self._move(
+                QUARANTINE, rows.quarantine_rows(records), len(records)
+            )
+            result.gaps_inserted, result.gaps_merged = self._upsert_gaps(
+                [g for b in batches for g in b.gaps]
+            )
+        return result
+
+    def write_bars(self, bars: Sequence[MinuteBar]) -> WriteResult:
+        """Store minute bars (REST backfill) in one transaction, first writer wins."""
+        with self._transaction():
+            inserted, duplicates = self._move(BARS, rows.bar_rows(bars), len(bars))
+        return WriteResult(bars_inserted=inserted, bars_duplicates=duplicates)
+
+    def _transaction(self) -> AbstractContextManager[psycopg.Transaction]:
+        """Create the staging tables once, then open this call's transaction.
+
+        Inside a caller's transaction the staging tables may hold an earlier call's rows
+        (ON COMMIT DELETE ROWS has not fired), so they are emptied first.
+        """
+        if not self._staged:
+            with self.conn.transaction():
+                for kind in KINDS:
+                    self.conn.execute(kind.create_staging())
+            self._staged = True
+        if self.conn.info.transaction_status != TransactionStatus.IDLE:
+            names = sql.SQL(", ").join(sql.Identifier(k.staging) for k in KINDS)
+            self.conn.execute(sql.SQL("TRUNCATE {}").format(names))
+        return self.conn.transaction()
+
+    def _move(self, kind: _Kind, source: Iterator[tuple[Any, ...]], count: int) -> tuple[int, int]:
+        """COPY rows into the staging table, insert the new ones; (inserted, duplicates)."""
+        if count == 0:
+            return 0, 0
+        with self.conn.cursor() as cur:
+            with cur.copy(kind.copy()) as copy:
+                copy.set_types(list(kind.types))
+                write_row = copy.write_row
+                for row in source:
+                    write_row(row)
+            cur.execute(kind.insert())
+            inserted = cur.rowcount
+        return inserted, count - inserted
+
+    def _upsert_gaps(self, gaps: list[Gap]) -> tuple[int, int]:
+        """Upsert gap reports in order; stored ids are written back onto the objects."""
+        inserted = 0
+        with self.conn.cursor() as cur:
+            for gap in gaps:
+                cur.execute(GAP_UPSERT, _gap_params(gap))
+                row = cur.fetchone()
+                if row is None:  # pragma: no cover - RETURNING always yields a row
+                    raise StorageError("gap upsert returned nothing")
+                gap.id, was_inserted = row
+                inserted += bool(was_inserted)
+        return inserted, len(gaps) - inserted
+
+
+def _gap_params(gap: Gap) -> tuple[Any, ...]:
+    return (
+        gap.broker,
+        gap.symbol,
+        gap.kind,
+        gap.start,
+        gap.end,
+        gap.cause,
+        gap.status,
+        gap.detected_at,
+        gap.resolved_at,
+        gap.rows_filled,
+        Jsonb(gap.detail),
+    )
