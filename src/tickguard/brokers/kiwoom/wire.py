@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
+from typing import Any
 
 from tickguard.errors import DecodeError
 from tickguard.models import BOOK_DEPTH, KST, BookSnapshot, Broker, Level, Side, Trade
@@ -132,10 +133,21 @@ def parse_trade(
     )
 
 
-def _levels(
-    values: Mapping[str, object], prices: Sequence[str], qtys: Sequence[str]
-) -> tuple[Level, ...]:
-    return tuple((abs(_int(values, p)), _int(values, q)) for p, q in zip(prices, qtys, strict=True))
+ASK_FIDS = tuple(zip(ASK_PRICE_FIDS, ASK_QTY_FIDS, strict=True))
+BID_FIDS = tuple(zip(BID_PRICE_FIDS, BID_QTY_FIDS, strict=True))
+
+
+def _levels(values: Mapping[str, Any], fids: Sequence[tuple[str, str]]) -> tuple[Level, ...]:
+    """Ten (price, qty) levels: 40 FIDs per book, so the well-formed case converts inline
+    (half the cost of the codec); anything odd is re-read through :func:`_int`, which
+    names the bad field."""
+    try:
+        levels = [(values[p], values[q]) for p, q in fids]
+        if all(p.__class__ is str and q.__class__ is str for p, q in levels):
+            return tuple([(abs(int(p or 0)), int(q or 0)) for p, q in levels])
+    except (KeyError, ValueError):
+        pass
+    return tuple([(abs(_int(values, p)), _int(values, q)) for p, q in fids])
 
 
 def parse_book(
@@ -147,8 +159,8 @@ def parse_book(
         symbol=item,
         trading_day=times.day,
         ts=times.at(values.get(FID_BOOK_TIME)),
-        asks=_levels(values, ASK_PRICE_FIDS, ASK_QTY_FIDS),
-        bids=_levels(values, BID_PRICE_FIDS, BID_QTY_FIDS),
+        asks=_levels(values, ASK_FIDS),
+        bids=_levels(values, BID_FIDS),
         total_ask_qty=_int(values, FID_TOTAL_ASK),
         total_bid_qty=_int(values, FID_TOTAL_BID),
         received_at=received_at,
