@@ -81,8 +81,24 @@ def test_one_bad_entry_is_quarantined_alone() -> None:
     out = session().receive(frame, NOW)
     assert len(out.events) == 1
     reasons = [q.reason for q in out.quarantined]
-    assert reasons == ["bad_time", "bad_field", "bad_entry", "bad_entry"]
+    assert reasons == ["bad_time", "bad_field", "bad_symbol", "bad_entry"]
     assert json.loads(out.quarantined[0].raw)["values"]["20"] == "256100"
+
+
+def test_empty_book_levels_are_dropped_and_zero_price_quarantined() -> None:
+    book = json.loads(fixture("real_0d_multi.json"))["data"][0]
+    values = {**book["values"], "51": "", "71": "", "60": "0", "80": "0"}  # bid 1 and 10 empty
+    zero = {
+        "type": "0B",
+        "item": "005930",
+        "values": {"20": "090000", "10": "0", "15": "+1", "13": "5"},
+    }
+    frame = json.dumps({"trnm": "REAL", "data": [{**book, "values": values}, zero]})
+    out = session().receive(frame, NOW)
+    (snap,) = out.events
+    assert [p for p, _ in snap.bids] == [69900 - 100 * n for n in range(8)]
+    assert len(snap.asks) == 10
+    assert [q.reason for q in out.quarantined] == ["bad_price"]
 
 
 def test_login_acks() -> None:

@@ -176,9 +176,7 @@ class KiwoomSession:
         if parser is None:
             self._ignore(rtype)
             return None
-        item, values = entry.get("item"), entry.get("values")
-        if not isinstance(item, str) or not item:
-            raise DecodeError("bad_entry", f"item missing or not a string: {item!r}")
+        item, values = wire.check_item(entry.get("item")), entry.get("values")
         if not isinstance(values, dict):
             raise DecodeError("bad_entry", "values missing or not an object")
         return parser(item, values, self._times, received_at)

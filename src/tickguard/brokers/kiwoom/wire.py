@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
-from typing import Any
 
 from tickguard.errors import DecodeError
 from tickguard.models import BOOK_DEPTH, KST, BookSnapshot, Broker, Level, Side, Trade
@@ -120,12 +119,15 @@ def parse_trade(
     cum = _int(values, FID_CUM_VOLUME)
     if cum < 0:
         raise DecodeError("bad_field", f"negative cumulative volume {cum}")
+    price = abs(_int(values, FID_PRICE))
+    if not price:
+        raise DecodeError("bad_price", f"FID {FID_PRICE}={values.get(FID_PRICE)!r}")
     return Trade(
         broker=Broker.KIWOOM,
         symbol=item,
         trading_day=times.day,
         ts=times.at(values.get(FID_TRADE_TIME)),
-        price=abs(_int(values, FID_PRICE)),
+        price=price,
         qty=abs(signed_qty),
         side=side,
         cum_volume=cum,
@@ -137,17 +139,27 @@ ASK_FIDS = tuple(zip(ASK_PRICE_FIDS, ASK_QTY_FIDS, strict=True))
 BID_FIDS = tuple(zip(BID_PRICE_FIDS, BID_QTY_FIDS, strict=True))
 
 
-def _levels(values: Mapping[str, Any], fids: Sequence[tuple[str, str]]) -> tuple[Level, ...]:
-    """Ten (price, qty) levels: 40 FIDs per book, so the well-formed case converts inline
-    (half the cost of the codec); anything odd is re-read through :func:`_int`, which
-    names the bad field."""
-    try:
-        levels = [(values[p], values[q]) for p, q in fids]
-        if all(p.__class__ is str and q.__class__ is str for p, q in levels):
-            return tuple([(abs(int(p or 0)), int(q or 0)) for p, q in levels])
-    except (KeyError, ValueError):
-        pass
-    return tuple([(abs(_int(values, p)), _int(values, q)) for p, q in fids])
+def _levels(values: Mapping[str, object], fids: Sequence[tuple[str, str]]) -> tuple[Level, ...]:
+    """Levels best first. A level without a price ("" or 0) means no order rests there and
+    is dropped, as the KIS codec does, so both brokers yield the same book."""
+    levels: list[Level] = []
+    for price_fid, qty_fid in fids:
+        price = abs(_int(values, price_fid))
+        if price:
+            levels.append((price, _int(values, qty_fid)))
+    return tuple(levels)
+
+
+def check_item(item: object) -> str:
+    """A Kiwoom item code: ``005930``, venue-suffixed ``005930_NX``/``_AL``, ETN ``Q500001``."""
+    if (
+        not isinstance(item, str)
+        or not 0 < len(item) <= 12
+        or not item.isascii()
+        or not item.replace("_", "").isalnum()
+    ):
+        raise DecodeError("bad_symbol", repr(item)[:40])
+    return item
 
 
 def parse_book(
