@@ -147,13 +147,14 @@ def test_handshake_and_registration_frames() -> None:
     subs = [Subscription("005930", Channel.TRADES)]
     assert [json.loads(f) for f in s.subscribe(subs)] == [json.loads(fixture("reg_request.json"))]
     many = [Subscription(f"{n:06d}", ch) for n in range(150) for ch in Channel]
-    reg = [json.loads(f) for f in s.subscribe(many)]
-    assert [(m["data"][0]["type"], len(m["data"][0]["item"])) for m in reg] == [
+    (reg,) = [json.loads(f) for f in s.subscribe(many)]
+    assert [(d["type"], len(d["item"])) for d in reg["data"]] == [
         (["0B"], 100),
         (["0B"], 50),
         (["0D"], 100),
         (["0D"], 50),
     ]
+    assert s.subscribe([]) == []
     (remove,) = [json.loads(f) for f in s.unsubscribe([Subscription("005930", Channel.BOOK)])]
     assert remove == {
         "trnm": "REMOVE",

@@ -80,19 +80,22 @@ class KiwoomSession:
         return [wire.login_message(self._token)]
 
     def subscribe(self, subs: Sequence[Subscription]) -> list[str]:
-        """One REG per channel and per 100 codes, ``refresh=1`` so earlier ones are kept."""
+        """One REG for all of ``subs`` (``refresh=1`` keeps earlier registrations).
+
+        Kiwoom's REG ack names no symbol, so one request ↔ one ack is the only pairing the
+        supervisor can check; the request holds one ``data`` entry per type and 100 codes.
+        """
         return self._registrations(wire.REG, subs)
 
     def unsubscribe(self, subs: Sequence[Subscription]) -> list[str]:
         return self._registrations(wire.REMOVE, subs)
 
     def _registrations(self, trnm: str, subs: Sequence[Subscription]) -> list[str]:
-        frames: list[str] = []
+        data: list[tuple[str, Sequence[str]]] = []
         for channel, rtype in CHANNEL_TYPES.items():
             items = list(dict.fromkeys(s.symbol for s in subs if s.channel is channel))
-            for chunk in _chunks(items, wire.ITEMS_PER_REG):
-                frames.append(wire.registration_message(trnm, self._grp_no, [rtype], chunk))
-        return frames
+            data.extend((rtype, chunk) for chunk in _chunks(items, wire.ITEMS_PER_REG))
+        return [wire.registration_message(trnm, self._grp_no, data)] if data else []
 
     # --- frames received -----------------------------------------------------------------
     def receive(self, raw: str | bytes, received_at: datetime) -> Decoded:

@@ -190,11 +190,11 @@ def login_message(token: str) -> str:
 
 
 def registration_message(
-    trnm: str, grp_no: str, types: Sequence[str], items: Sequence[str], refresh: str = "1"
+    trnm: str, grp_no: str, data: Sequence[tuple[str, Sequence[str]]], refresh: str = "1"
 ) -> str:
-    """One REG/REMOVE frame for ``items`` × ``types`` (``refresh`` is sent on REG only)."""
+    """One REG/REMOVE frame; ``data`` is (type, items) pairs (``refresh`` is sent on REG only)."""
     message: dict[str, object] = {"trnm": trnm, "grp_no": grp_no}
     if trnm == REG:
         message["refresh"] = refresh
-    message["data"] = [{"item": list(items), "type": list(types)}]
+    message["data"] = [{"item": list(items), "type": [rtype]} for rtype, items in data]
     return dumps(message)
