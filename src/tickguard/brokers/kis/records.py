@@ -1,0 +1,170 @@
+"""Pure conversion of KIS real-time records (KIS field names) into domain events.
+
+A frame's payload is one flat list of ``^``-separated fields holding ``count`` records; the
+functions here read one record at ``start`` inside that list, so the hot path never copies a
+record. Errors raise :class:`~tickguard.errors.DecodeError`; the session turns them into
+quarantine entries. Exchange time is built in Asia/Seoul through :class:`KstTimes`, a
+bounded cache, because building a tz-aware datetime costs more than the rest of a record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from tickguard.brokers.kis.wire import CCLD_DVSN_BUY, CCLD_DVSN_SELL, Asp, Cnt
+from tickguard.errors import DecodeError
+from tickguard.models import BOOK_DEPTH, KST, BookSnapshot, Broker, Level, Side, Trade
+
+SIDES: dict[str, Side | None] = {CCLD_DVSN_BUY: Side.BUY, CCLD_DVSN_SELL: Side.SELL}
+
+
+def _digits(value: str, width: int) -> bool:
+    return len(value) == width and value.isascii() and value.isdigit()
+
+
+class KstTimes:
+    """Bounded caches of parsed ``YYYYMMDD`` dates and (date, ``HHMMSS``) KST datetimes.
+
+    A trading day has at most ~33k distinct seconds and a frame's records usually share one,
+    so almost every lookup hits. When a cache reaches ``max_entries`` it is cleared, which
+    keeps memory flat on arbitrary input.
+    """
+
+    __slots__ = ("_dates", "_max", "_stamps", "_times")
+
+    def __init__(self, max_entries: int = 65_536) -> None:
+        self._max = max_entries
+        self._dates: dict[str, date] = {}
+        self._times: dict[tuple[date, str], datetime] = {}
+        self._stamps: dict[tuple[str, str], tuple[date, datetime]] = {}
+
+    def day(self, yyyymmdd: str) -> date:
+        found = self._dates.get(yyyymmdd)
+        if found is not None:
+            return found
+        if not _digits(yyyymmdd, 8):
+            raise DecodeError("bad_date", repr(yyyymmdd[:16]))
+        try:
+            parsed = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
+        except ValueError as exc:
+            raise DecodeError("bad_date", repr(yyyymmdd)) from exc
+        if len(self._dates) >= self._max:
+            self._dates.clear()
+        self._dates[yyyymmdd] = parsed
+        return parsed
+
+    def stamp(self, yyyymmdd: str, hhmmss: str) -> tuple[date, datetime]:
+        """(trading day, exchange time) of a record that carries its own date, one lookup."""
+        key = (yyyymmdd, hhmmss)
+        found = self._stamps.get(key)
+        if found is not None:
+            return found
+        day = self.day(yyyymmdd)
+        stamp = (day, self.at(day, hhmmss))
+        if len(self._stamps) >= self._max:
+            self._stamps.clear()
+        self._stamps[key] = stamp
+        return stamp
+
+    def at(self, day: date, hhmmss: str) -> datetime:
+        key = (day, hhmmss)
+        found = self._times.get(key)
+        if found is not None:
+            return found
+        if not _digits(hhmmss, 6):
+            raise DecodeError("bad_time", repr(hhmmss[:16]))
+        try:
+            parsed = datetime(
+                day.year, day.month, day.day,
+                int(hhmmss[:2]), int(hhmmss[2:4]), int(hhmmss[4:]), tzinfo=KST,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise DecodeError("bad_time", repr(hhmmss)) from exc
+        if len(self._times) >= self._max:
+            self._times.clear()
+        self._times[key] = parsed
+        return parsed
+
+
+def _int(fields: Sequence[str], index: int, name: str) -> int:
+    try:
+        return int(fields[index])
+    except ValueError:
+        raise DecodeError("bad_number", f"{name}={fields[index][:32]!r}") from None
+
+
+def _symbol(symbol: str) -> str:
+    if not symbol or len(symbol) > 12 or not symbol.isascii() or not symbol.isalnum():
+        raise DecodeError("bad_symbol", repr(symbol[:32]))
+    return symbol
+
+
+# Positions as module constants: the record loop is hot and attribute lookups add up.
+_C_SYMBOL, _C_HOUR, _C_PRICE, _C_QTY = Cnt.SYMBOL, Cnt.HOUR, Cnt.PRICE, Cnt.QTY
+_C_CUM, _C_SIDE, _C_DATE = Cnt.CUM_VOLUME, Cnt.SIDE, Cnt.DATE
+
+
+def parse_h0stcnt0_record(
+    fields: Sequence[str], start: int, received_at: datetime, times: KstTimes
+) -> Trade:
+    """One H0STCNT0 record → :class:`Trade`. The record carries its own date (BSOP_DATE)."""
+    try:
+        price = int(fields[start + _C_PRICE])
+        qty = int(fields[start + _C_QTY])
+        cum_volume = int(fields[start + _C_CUM])
+    except ValueError:
+        raise DecodeError("bad_number", "STCK_PRPR, CNTG_VOL or ACML_VOL") from None
+    if price <= 0:
+        raise DecodeError("bad_price", f"STCK_PRPR={price}")
+    if qty < 0 or cum_volume < 0:
+        raise DecodeError("bad_number", f"CNTG_VOL={qty} ACML_VOL={cum_volume}")
+    trading_day, ts = times.stamp(fields[start + _C_DATE], fields[start + _C_HOUR])
+    symbol = fields[start + _C_SYMBOL]
+    if not (symbol.isascii() and symbol.isalnum()) or len(symbol) > 12:  # inline: hot path
+        raise DecodeError("bad_symbol", repr(symbol[:32]))
+    return Trade(
+        Broker.KIS,
+        symbol,
+        trading_day,
+        ts,
+        price,
+        qty,
+        SIDES.get(fields[start + _C_SIDE]),
+        cum_volume,
+        received_at,
+    )
+
+
+def _levels(fields: Sequence[str], price_at: int, qty_at: int) -> tuple[Level, ...]:
+    """Book levels best first; a level with price 0 is KIS's "no order at this level"."""
+    levels: list[Level] = []
+    for n in range(BOOK_DEPTH):
+        price = int(fields[price_at + n])
+        if price < 0:
+            raise DecodeError("bad_price", f"level {n + 1} price={price}")
+        if price:
+            levels.append((price, int(fields[qty_at + n])))
+    return tuple(levels)
+
+
+def parse_h0stasp0_record(
+    fields: Sequence[str], start: int, received_at: datetime, times: KstTimes, trading_day: date
+) -> BookSnapshot:
+    """One H0STASP0 record → :class:`BookSnapshot`; the record has a time only (BSOP_HOUR)."""
+    try:
+        asks = _levels(fields, start + Asp.ASK_PRICE, start + Asp.ASK_QTY)
+        bids = _levels(fields, start + Asp.BID_PRICE, start + Asp.BID_QTY)
+    except ValueError:
+        raise DecodeError("bad_number", "non-numeric book level") from None
+    return BookSnapshot(
+        Broker.KIS,
+        _symbol(fields[start + Asp.SYMBOL]),
+        trading_day,
+        times.at(trading_day, fields[start + Asp.HOUR]),
+        asks,
+        bids,
+        _int(fields, start + Asp.TOTAL_ASK, "TOTAL_ASKP_RSQN"),
+        _int(fields, start + Asp.TOTAL_BID, "TOTAL_BIDP_RSQN"),
+        received_at,
+    )
