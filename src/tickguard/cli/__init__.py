@@ -45,3 +45,7 @@ def _root(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+# Sub-commands register themselves on ``app`` when imported (one line each).
+from tickguard.cli import stack as _stack  # noqa: E402, F401
