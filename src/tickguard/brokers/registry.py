@@ -10,8 +10,10 @@ from typing import Final
 
 from tickguard.brokers.base import BrokerTraits
 from tickguard.brokers.kis.traits import KisTraits
+from tickguard.brokers.kiwoom.traits import KiwoomTraits
 from tickguard.models import Broker
 
 REGISTRY: Final[dict[Broker, BrokerTraits]] = {
     Broker.KIS: KisTraits(),
+    Broker.KIWOOM: KiwoomTraits(),
 }
