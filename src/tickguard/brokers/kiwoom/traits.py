@@ -8,7 +8,6 @@ the LOGIN message; the registration cap per session is not published, so it come
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar
 
 import httpx
 
@@ -21,7 +20,7 @@ from tickguard.settings import AppCredential, Settings
 class KiwoomTraits:
     """Implements :class:`~tickguard.brokers.base.BrokerTraits` for Kiwoom."""
 
-    broker: ClassVar[Broker] = Broker.KIWOOM
+    broker: Broker = Broker.KIWOOM
 
     def max_registrations(self, settings: Settings) -> int:
         """UNCONFIRMED by Kiwoom (reference §2.5), hence a setting."""
