@@ -22,11 +22,50 @@ from tickguard.models import BOOK_DEPTH, Side
 from tickguard.sim.market import GenBook, GenTrade, hhmmss
 
 TRADE_FIDS = (
-    "20", "10", "11", "12", "27", "28", "15", "13", "14", "16", "17", "18", "25", "26", "29",
-    "30", "31", "32", "228", "311", "290", "691", "567", "568", "851", "1890", "1891", "1892",
-    "1030", "1031", "1032", "1071", "1072", "1313", "1315", "1316", "1314", "1497", "1498",
-    "620", "732", "852", "9081",
-)  # fmt: skip
+    "20",
+    "10",
+    "11",
+    "12",
+    "27",
+    "28",
+    "15",
+    "13",
+    "14",
+    "16",
+    "17",
+    "18",
+    "25",
+    "26",
+    "29",
+    "30",
+    "31",
+    "32",
+    "228",
+    "311",
+    "290",
+    "691",
+    "567",
+    "568",
+    "851",
+    "1890",
+    "1891",
+    "1892",
+    "1030",
+    "1031",
+    "1032",
+    "1071",
+    "1072",
+    "1313",
+    "1315",
+    "1316",
+    "1314",
+    "1497",
+    "1498",
+    "620",
+    "732",
+    "852",
+    "9081",
+)
 """The 0B FIDs in Kiwoom's order (reference §2.6.1); those not modelled go out blank."""
 ASK_PRICE, BID_PRICE, ASK_QTY, BID_QTY = 40, 50, 60, 70
 """0D level n (1..10) is FID base + n: 41–50 ask prices, 51–60 bids, 61–70 / 71–80 quantities."""
@@ -68,18 +107,33 @@ def trade_entry(trade: GenTrade) -> dict[str, Any]:
     pct = (trade.price - ref) * 100 / ref if ref else 0.0
     strength = trade.buy_volume * 100 / trade.sell_volume if trade.sell_volume else 0.0
     values = dict.fromkeys(TRADE_FIDS, "")
-    values.update({
-        "20": hhmmss(trade.t), "10": signed(trade.price, ref), "11": change(trade.price, ref),
-        "12": f"{pct:+.2f}" if trade.price != ref else "0.00",
-        "27": signed(trade.ask1, ref), "28": signed(trade.bid1, ref),
-        "15": _volume(trade.qty, trade.side), "13": str(trade.cum_volume),
-        "14": str(trade.cum_value // 1_000_000),
-        "16": signed(trade.open, ref), "17": signed(trade.high, ref), "18": signed(trade.low, ref),
-        "25": sign_code(trade.price, ref), "228": f"{strength:.2f}", "290": "2",
-        "1890": hhmmss(trade.open_t), "1891": hhmmss(trade.high_t), "1892": hhmmss(trade.low_t),
-        "1030": str(trade.sell_volume), "1031": str(trade.buy_volume),
-        "1071": str(trade.sells), "1072": str(trade.buys), "9081": "1",
-    })  # fmt: skip
+    values.update(
+        {
+            "20": hhmmss(trade.t),
+            "10": signed(trade.price, ref),
+            "11": change(trade.price, ref),
+            "12": f"{pct:+.2f}" if trade.price != ref else "0.00",
+            "27": signed(trade.ask1, ref),
+            "28": signed(trade.bid1, ref),
+            "15": _volume(trade.qty, trade.side),
+            "13": str(trade.cum_volume),
+            "14": str(trade.cum_value // 1_000_000),
+            "16": signed(trade.open, ref),
+            "17": signed(trade.high, ref),
+            "18": signed(trade.low, ref),
+            "25": sign_code(trade.price, ref),
+            "228": f"{strength:.2f}",
+            "290": "2",
+            "1890": hhmmss(trade.open_t),
+            "1891": hhmmss(trade.high_t),
+            "1892": hhmmss(trade.low_t),
+            "1030": str(trade.sell_volume),
+            "1031": str(trade.buy_volume),
+            "1071": str(trade.sells),
+            "1072": str(trade.buys),
+            "9081": "1",
+        }
+    )
     return {"type": "0B", "name": "주식체결", "item": trade.symbol, "values": values}
 
 
@@ -95,12 +149,16 @@ def book_entry(book: GenBook) -> dict[str, Any]:
             price, qty = levels[n] if n < len(levels) else (0, 0)
             values[str(price_base + n + 1)] = signed(price, ref) if price else ""
             values[str(qty_base + n + 1)] = str(qty) if price else ""
-    values.update({
-        "121": str(book.book.total_ask), "125": str(book.book.total_bid),
-        "13": str(book.cum_volume), "215": PHASE_CODES.get(book.phase, ""),
-        "23": signed(book.expected_price, ref) if book.expected_price else "",
-        "24": str(book.expected_qty) if book.expected_qty else "",
-    })  # fmt: skip
+    values.update(
+        {
+            "121": str(book.book.total_ask),
+            "125": str(book.book.total_bid),
+            "13": str(book.cum_volume),
+            "215": PHASE_CODES.get(book.phase, ""),
+            "23": signed(book.expected_price, ref) if book.expected_price else "",
+            "24": str(book.expected_qty) if book.expected_qty else "",
+        }
+    )
     return {"type": "0D", "name": "주식호가잔량", "item": book.symbol, "values": values}
 
 
@@ -130,8 +188,16 @@ class Bar:
 
 def _bar(stamp: str, trades: Sequence[GenTrade]) -> Bar:
     prices = [t.price for t in trades]
-    return Bar(stamp, prices[0], max(prices), min(prices), prices[-1],
-               sum(t.qty for t in trades), trades[-1].cum_volume, trades[0].prev_close)  # fmt: skip
+    return Bar(
+        stamp,
+        prices[0],
+        max(prices),
+        min(prices),
+        prices[-1],
+        sum(t.qty for t in trades),
+        trades[-1].cum_volume,
+        trades[0].prev_close,
+    )
 
 
 def _ymd(day: date) -> str:
@@ -169,19 +235,28 @@ def minute_bars(trades: Iterable[GenTrade], scope: int) -> list[Bar]:
 def tick_row(bar: Bar) -> dict[str, str]:
     """One ``stk_tic_chart_qry`` row: no cumulative volume, as in Kiwoom's ka10079."""
     return {
-        "cur_prc": str(bar.close), "trde_qty": str(bar.volume), "cntr_tm": bar.stamp,
-        "open_pric": str(bar.open), "high_pric": str(bar.high), "low_pric": str(bar.low),
+        "cur_prc": str(bar.close),
+        "trde_qty": str(bar.volume),
+        "cntr_tm": bar.stamp,
+        "open_pric": str(bar.open),
+        "high_pric": str(bar.high),
+        "low_pric": str(bar.low),
         "pred_pre": change(bar.close, bar.prev_close),
         "pred_pre_sig": sign_code(bar.close, bar.prev_close),
-    }  # fmt: skip
+    }
 
 
 def minute_row(bar: Bar) -> dict[str, str]:
     """One ``stk_min_pole_chart_qry`` row: sign-prefixed prices, cumulative volume."""
     ref = bar.prev_close
     return {
-        "cur_prc": signed(bar.close, ref), "trde_qty": str(bar.volume), "cntr_tm": bar.stamp,
-        "open_pric": signed(bar.open, ref), "high_pric": signed(bar.high, ref),
-        "low_pric": signed(bar.low, ref), "acc_trde_qty": str(bar.cum_volume),
-        "pred_pre": change(bar.close, ref), "pred_pre_sig": sign_code(bar.close, ref),
-    }  # fmt: skip
+        "cur_prc": signed(bar.close, ref),
+        "trde_qty": str(bar.volume),
+        "cntr_tm": bar.stamp,
+        "open_pric": signed(bar.open, ref),
+        "high_pric": signed(bar.high, ref),
+        "low_pric": signed(bar.low, ref),
+        "acc_trde_qty": str(bar.cum_volume),
+        "pred_pre": change(bar.close, ref),
+        "pred_pre_sig": sign_code(bar.close, ref),
+    }

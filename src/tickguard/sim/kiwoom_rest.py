@@ -59,8 +59,12 @@ def _answer(
 class KiwoomAuthority:
     """Issued tokens and their app keys; which app keys and secrets are accepted."""
 
-    def __init__(self, apps: Mapping[str, SecretStr] | None, ttl_s: float,
-                 now: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self,
+        apps: Mapping[str, SecretStr] | None,
+        ttl_s: float,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._apps = dict(apps) if apps is not None else None
         self._ttl_s = ttl_s
         self._now = now
@@ -165,8 +169,9 @@ class ChartService:
         while len(self._snapshots) > SNAPSHOTS_KEPT:
             self._snapshots.popitem(last=False)
 
-    def _page(self, chart: _Chart, symbol: str, rows: list[dict[str, str]], snapshot_id: str,
-              offset: int) -> JSONResponse:  # fmt: skip
+    def _page(
+        self, chart: _Chart, symbol: str, rows: list[dict[str, str]], snapshot_id: str, offset: int
+    ) -> JSONResponse:
         self.pages += 1
         end = offset + self._rules.page_size
         more = end < len(rows)
@@ -196,8 +201,11 @@ def rest_app(authority: KiwoomAuthority, charts: ChartService, limiter: RateLimi
         if not authority.accepts(app_key, secret):
             return _answer(8001, "App Key와 Secret Key 검증에 실패했습니다")
         value, expires = authority.issue(app_key)
-        answer = {"expires_dt": expires.strftime("%Y%m%d%H%M%S"), "token_type": "bearer",
-                  "token": value}  # fmt: skip
+        answer = {
+            "expires_dt": expires.strftime("%Y%m%d%H%M%S"),
+            "token_type": "bearer",
+            "token": value,
+        }
         return _answer(0, "정상적으로 처리되었습니다", extra=answer)
 
     async def chart(request: Request) -> JSONResponse:
@@ -216,7 +224,9 @@ def rest_app(authority: KiwoomAuthority, charts: ChartService, limiter: RateLimi
         next_key = request.headers.get("next-key", "") if cont else ""
         return charts.answer(api_id, await _json(request), next_key)
 
-    return Starlette(routes=[
-        Route("/oauth2/token", token, methods=["POST"]),
-        Route("/api/dostk/chart", chart, methods=["POST"]),
-    ])  # fmt: skip
+    return Starlette(
+        routes=[
+            Route("/oauth2/token", token, methods=["POST"]),
+            Route("/api/dostk/chart", chart, methods=["POST"]),
+        ]
+    )

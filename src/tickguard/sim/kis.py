@@ -1,0 +1,414 @@
+"""A protocol-faithful KIS Open API simulator on loopback (protocol reference §1.11).
+
+    async with KisSimulator(KisSimConfig(market=...)) as sim:
+        sim.rest_url, sim.ws_url, sim.truth_dir, sim.counters
+
+REST: ``/oauth2/tokenP`` and ``/oauth2/Approval`` (:mod:`tickguard.sim.kis_rest`). Websocket
+(any path, ``/tryitout`` included): one session per app key (``OPSP8996``), subscribe and
+unsubscribe with ``tr_type`` "1"/"2" and KIS-shaped acks with iv/key, ``OPSP0002``/``0003``/
+``0008``, application-level ``PINGPONG`` every ``pingpong_interval_s`` (RFC pings are off:
+KIS does not send them) with the session closed when no echo arrives in time — a text echo
+counts, and so does a PONG control frame carrying it. Data frames come from
+:mod:`tickguard.sim.kis_feed`; faults from the :class:`FaultSchedule`; everything generated,
+sent and injected lands in the ground truth (:mod:`tickguard.sim.truth`).
+
+KIS's PINGPONG interval (≈110 s per a third party), its close behaviour and the slot hold
+time are UNCONFIRMED; they are settings here. Error ``msg_cd`` values of the OPSP999x family
+follow a third-party table; which number means which missing part is a simulator choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import random
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time as dtime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import SecretStr
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from tickguard.models import KST
+from tickguard.sim.clock import SimClock
+from tickguard.sim.faults import FaultSchedule, Flap, Silence
+from tickguard.sim.kis_feed import Feed
+from tickguard.sim.kis_rest import KisAuthority, RestServer, TokenRules, rest_app
+from tickguard.sim.kis_session import Conn, SessionTable, SimCounters
+from tickguard.sim.kis_wire import DATA_TRS, ack, aes_material, pingpong
+from tickguard.sim.market import Market, MarketConfig, seconds_of
+from tickguard.sim.truth import TruthWriter
+
+logger = logging.getLogger(__name__)
+
+_TR_KEY = re.compile(r"^Q?\d{6}$")
+
+
+@dataclass(frozen=True)
+class KisSimConfig:
+    market: MarketConfig
+    host: str = "127.0.0.1"
+    ws_port: int = 0
+    rest_port: int = 0
+    speed: float = 1.0
+    start_at: dtime | None = dtime(9, 0)
+    """Session time the clock starts at; None = the current time of day in Asia/Seoul."""
+    faults: FaultSchedule = field(default_factory=FaultSchedule)
+    truth_dir: Path | None = None
+    """Where the ground truth goes; None = a new temporary directory (kept after the run)."""
+    apps: Mapping[str, SecretStr] | None = None
+    """Accepted app key → secret; None accepts any non-empty pair."""
+    max_registrations: int = 41
+    slot_hold_s: float = 1.0
+    pingpong_interval_s: float = 10.0
+    pingpong_timeout_s: float = 10.0
+    token_rules: TokenRules = field(default_factory=TokenRules)
+    max_records_per_frame: int = 30
+    pump_interval_s: float = 0.01
+
+
+class _KisConnection(ServerConnection):
+    """Reports PONG control frames: KIS's official sample answers PINGPONG with ``ws.pong``."""
+
+    on_pong: Any = None
+
+    def acknowledge_pings(self, data: bytes) -> None:
+        if self.on_pong is not None:
+            self.on_pong(data)
+        super().acknowledge_pings(data)
+
+
+def _is_pingpong(text: str | bytes) -> bool:
+    try:
+        msg = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return (
+        isinstance(msg, dict)
+        and isinstance(msg.get("header"), dict)
+        and (msg["header"].get("tr_id") == "PINGPONG")
+    )
+
+
+class KisSimulator:
+    def __init__(self, config: KisSimConfig) -> None:
+        self.config = config
+        self.counters = SimCounters()
+        self.truth_dir = config.truth_dir or Path(tempfile.mkdtemp(prefix="tickguard-sim-"))
+        halts = config.market.halts + config.faults.halts()
+        self.market = Market(dataclasses.replace(config.market, halts=halts))
+        self.sessions = SessionTable(config.slot_hold_s)
+        self.authority = KisAuthority(config.apps, config.token_rules)
+        self._rng = random.Random(config.faults.seed)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ws_server: Server | None = None
+        self.ws_url = self.rest_url = ""
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> KisSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _start_t(self) -> float:
+        if self.config.start_at is not None:
+            return seconds_of(self.config.start_at)
+        from datetime import datetime
+
+        return seconds_of(datetime.now(KST).time())
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.clock = SimClock(self._start_t(), cfg.speed)
+        self.truth = TruthWriter(self.truth_dir, self._meta())
+        self.feed = Feed(
+            sessions=self.sessions,
+            truth=self.truth,
+            clock=self.clock,
+            counters=self.counters,
+            faults=cfg.faults,
+            max_records=cfg.max_records_per_frame,
+            interval_s=cfg.pump_interval_s,
+        )
+        self._rest = RestServer(rest_app(self.authority), cfg.host, cfg.rest_port)
+        await self._rest.start()
+        self._ws_server = await serve(
+            self._handle,
+            cfg.host,
+            cfg.ws_port,
+            ping_interval=None,
+            compression=None,
+            max_size=1 << 20,
+            create_connection=_KisConnection,
+        )
+        ws_port = self._ws_server.sockets[0].getsockname()[1] if self._ws_server.sockets else 0
+        self.rest_url = f"http://{cfg.host}:{self._rest.port}"
+        self.ws_url = f"ws://{cfg.host}:{ws_port}/tryitout"
+        self._record_halts()
+        events = self.market.events(self.clock.start_t)
+        self._spawn(self.feed.pump(events))
+        self._spawn(self._flush_truth())
+        for spec in cfg.faults.silences():
+            self._spawn(self._silence(spec))
+        logger.info(
+            "KIS simulator up: REST %s, WS %s, truth %s", self.rest_url, self.ws_url, self.truth_dir
+        )
+
+    def _spawn(self, coro: Any) -> None:
+        self._tasks.append(asyncio.create_task(coro))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._ws_server is not None:
+            self._ws_server.close()
+            await self._ws_server.wait_closed()
+        await self._rest.stop()
+        self.feed.close()
+        self.truth.close(self.summary())
+        logger.info("KIS simulator stopped: %d frames sent", self.counters.frames_sent)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.counters.as_dict(),
+            "tokens_issued": self.authority.tokens_issued,
+            "token_refusals": self.authority.token_refusals,
+            "approvals_issued": self.authority.approvals_issued,
+        }
+
+    def _meta(self) -> dict[str, Any]:
+        m = self.market.config
+        return {
+            "broker": "kis",
+            "day": m.day.isoformat(),
+            "seed": m.seed,
+            "speed": self.config.speed,
+            "start_t": self.clock.start_t,
+            "symbols": [p.symbol for p in m.symbols],
+            "faults": [repr(f) for f in self.config.faults.faults],
+        }
+
+    def _record_halts(self) -> None:
+        for h in self.market.config.halts:
+            s, e = seconds_of(h.start), seconds_of(h.end)
+            self.truth.fault(
+                "halt",
+                None,
+                self.clock.epoch_at(s),
+                self.clock.epoch_at(e),
+                symbol=h.symbol,
+                sim_start=s,
+                sim_end=e,
+            )
+
+    async def _flush_truth(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self.truth.flush()
+
+    def flush_truth(self) -> None:
+        """Make everything so far readable by a :class:`~tickguard.sim.truth.TruthReader`."""
+        self.truth.flush()
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = self.sessions.open(ws)
+        self.counters.connections += 1
+        path = ws.request.path if ws.request is not None else ""
+        self.truth.session_event(conn.id, "open", path=path)
+        if isinstance(ws, _KisConnection):
+            ws.on_pong = lambda data: conn.pong.set() if _is_pingpong(data) else None
+        helpers = [asyncio.create_task(self._pingpong(conn))]
+        flap = self.config.faults.flap()
+        if flap is not None:
+            helpers.append(asyncio.create_task(self._flap(conn, flap)))
+        reason = "closed by client"
+        try:
+            async for message in ws:
+                if isinstance(message, str):
+                    await self._on_text(conn, message)
+        except ConnectionClosed as exc:
+            reason = str(exc)
+        finally:
+            for task in helpers:
+                task.cancel()
+            self.sessions.release(conn)
+            self.truth.session_event(conn.id, "closed", reason=conn.close_reason or reason)
+
+    async def _on_text(self, conn: Conn, text: str) -> None:
+        if _is_pingpong(text):
+            conn.pong.set()
+            self.counters.pongs_received += 1
+            return
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            await self._error(conn, "", "", "OPSP9999", "JSON PARSING ERROR : invalid json format")
+            return
+        header = msg.get("header") if isinstance(msg, dict) else None
+        body = msg.get("body") if isinstance(msg, dict) else None
+        inp = body.get("input") if isinstance(body, dict) else None
+        if not isinstance(header, dict):
+            await self._error(conn, "", "", "OPSP9998", "JSON PARSING ERROR : header not found")
+        elif not isinstance(body, dict):
+            await self._error(conn, "", "", "OPSP9997", "JSON PARSING ERROR : body not found")
+        elif not isinstance(inp, dict):
+            await self._error(conn, "", "", "OPSP9996", "JSON PARSING ERROR : input not found")
+        else:
+            await self._on_request(
+                conn, header, str(inp.get("tr_id", "")), str(inp.get("tr_key", ""))
+            )
+
+    def _problem(
+        self, conn: Conn, header: dict[str, Any], app_key: str | None, tr_id: str, tr_key: str
+    ) -> tuple[str, str] | None:
+        """The error a request earns, checked in the order KIS's server parses it."""
+        if header.get("tr_type") not in ("1", "2"):
+            return "OPSP8997", "JSON PARSING ERROR : invalid tr_type"
+        if header.get("custtype") not in ("P", "B"):
+            return "OPSP8998", "JSON PARSING ERROR : invalid custtype"
+        if app_key is None or conn.app_key not in (None, app_key):
+            return "OPSP0011", "invalid approval : NOT FOUND"
+        if tr_id not in DATA_TRS:
+            return "OPSP8991", "SUBSCRIBE ERROR : invalid tr_id"
+        if not _TR_KEY.match(tr_key):
+            return "OPSP8992", "SUBSCRIBE ERROR : invalid tr_key"
+        return None
+
+    async def _on_request(
+        self, conn: Conn, header: dict[str, Any], tr_id: str, tr_key: str
+    ) -> None:
+        app_key = self.authority.app_key_for(str(header.get("approval_key", "")))
+        problem = self._problem(conn, header, app_key, tr_id, tr_key)
+        if problem is not None or app_key is None:
+            await self._error(conn, tr_id, tr_key, *(problem or ("OPSP0011", "")))
+            return
+        if conn.app_key is None and not await self._bind(conn, app_key, tr_id, tr_key):
+            return
+        if header.get("tr_type") == "1":
+            await self._subscribe(conn, tr_id, tr_key)
+        else:
+            await self._unsubscribe(conn, tr_id, tr_key)
+
+    async def _bind(self, conn: Conn, app_key: str, tr_id: str, tr_key: str) -> bool:
+        if self.sessions.claim(conn, app_key):
+            self.counters.sessions_bound += 1
+            self.truth.session_event(conn.id, "bound")
+            return True
+        self.counters.session_conflicts += 1
+        conn.close_reason = "OPSP8996 ALREADY IN USE appkey"
+        await self._error(conn, tr_id, tr_key, "OPSP8996", "ALREADY IN USE appkey")
+        await conn.ws.close()
+        return False
+
+    async def _subscribe(self, conn: Conn, tr_id: str, tr_key: str) -> None:
+        key = (tr_id, tr_key)
+        if key in conn.subs:
+            await self._error(conn, tr_id, tr_key, "OPSP0002", "ALREADY IN SUBSCRIBE")
+        elif len(conn.subs) >= self.config.max_registrations:
+            await self._error(conn, tr_id, tr_key, "OPSP0008", "MAX SUBSCRIBE OVER")
+        else:
+            answer = ack(
+                tr_id,
+                tr_key,
+                "OPSP0000",
+                "SUBSCRIBE SUCCESS",
+                ok=True,
+                iv_key=aes_material(self._rng),
+            )
+            await conn.ws.send(answer)
+            self.sessions.add(conn, key)  # after the ack: no data frame precedes it
+            self.counters.subscribed += 1
+
+    async def _unsubscribe(self, conn: Conn, tr_id: str, tr_key: str) -> None:
+        key = (tr_id, tr_key)
+        if key not in conn.subs:
+            await self._error(conn, tr_id, tr_key, "OPSP0003", "UNSUBSCRIBE ERROR(not found!)")
+            return
+        self.sessions.remove(conn, key)
+        answer = ack(
+            tr_id,
+            tr_key,
+            "OPSP0001",
+            "UNSUBSCRIBE SUCCESS",
+            ok=True,
+            iv_key=aes_material(self._rng),
+        )
+        await conn.ws.send(answer)
+        self.counters.unsubscribed += 1
+
+    async def _error(self, conn: Conn, tr_id: str, tr_key: str, code: str, text: str) -> None:
+        self.counters.subscribe_errors += 1
+        await conn.ws.send(ack(tr_id, tr_key, code, text, ok=False))
+
+    # -- keep-alive and connection faults -------------------------------------------------
+
+    async def _pingpong(self, conn: Conn) -> None:
+        cfg = self.config
+        while True:
+            await asyncio.sleep(cfg.pingpong_interval_s)
+            conn.pong.clear()
+            stamp = self.clock.session_datetime(self.market.config.day).strftime("%Y%m%d%H%M%S")
+            await conn.ws.send(pingpong(stamp))
+            self.counters.pingpongs_sent += 1
+            try:
+                await asyncio.wait_for(conn.pong.wait(), cfg.pingpong_timeout_s)
+            except TimeoutError:
+                self.counters.pingpong_timeouts += 1
+                conn.close_reason = "PINGPONG not answered"
+                await conn.ws.close()
+                return
+
+    async def _flap(self, conn: Conn, flap: Flap) -> None:
+        """Drop the connection the way the incident saw it: no close frame, just EOF."""
+        await asyncio.sleep(self._rng.uniform(flap.min_s, flap.max_s))
+        conn.dying = True
+        start = time.time()
+        transport = conn.ws.transport
+        # Frames already handed to the transport reach the peer, so "sent" in the truth holds
+        # (bounded: at most 1 s for a peer that does not read).
+        for _ in range(500):
+            if transport.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.002)
+        conn.close_reason = "flap: transport aborted without close frame"
+        transport.abort()
+        self.counters.drops += 1
+        self.truth.fault(
+            "flap", conn.id, start, time.time(), app_key_bound=conn.app_key is not None
+        )
+
+    async def _silence(self, spec: Silence) -> None:
+        await asyncio.sleep(spec.after_s)
+        while True:
+            self.feed.silenced = True
+            start, ids = time.time(), sorted(self.sessions.conns)
+            await asyncio.sleep(spec.duration_s)
+            self.feed.silenced = False
+            self.counters.silences += 1
+            self.truth.fault("silent", None, start, time.time(), sessions=ids)
+            if spec.every_s is None:
+                return
+            await asyncio.sleep(spec.every_s - spec.duration_s)
