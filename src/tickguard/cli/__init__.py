@@ -48,4 +48,6 @@ def main() -> None:
 
 
 # Sub-commands register themselves on ``app`` when imported (one line each).
+from tickguard.cli import db as _db  # noqa: E402, F401
+from tickguard.cli import decode as _decode  # noqa: E402, F401
 from tickguard.cli import stack as _stack  # noqa: E402, F401

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,13 +22,18 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
+
+from tickguard.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 0x7469636B67756172  # "tickguar": one advisory lock for all upgrades
 _PARTITION_RE = re.compile(r"_(p\d{8}|default)$")
+_ALEMBIC = threading.Lock()
+"""Alembic's ``context`` is process-global: one migration command at a time per process."""
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -36,7 +42,7 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     if not url.startswith("postgresql+psycopg://"):
-        raise ValueError("expected a postgresql:// or postgresql+psycopg:// URL")
+        raise StorageError("expected a postgresql:// or postgresql+psycopg:// database URL")
     return url
 
 
@@ -60,7 +66,12 @@ def _config() -> Config:
 def _connect(url: str) -> Iterator[Connection]:
     engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
     try:
-        with engine.connect() as conn:
+        try:
+            conn = engine.connect()
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
+            raise StorageError(f"cannot connect to PostgreSQL: {reason}") from exc
+        with conn:
             yield conn
     finally:
         engine.dispose()
@@ -88,7 +99,7 @@ def is_current(url: str) -> bool:
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database to ``revision``; a no-op when it is already there."""
     config = _config()
-    with _connect(url) as conn:
+    with _ALEMBIC, _connect(url) as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
         conn.commit()
@@ -98,7 +109,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 def downgrade(url: str, revision: str) -> None:
     """Migrate the database down to ``revision`` (``base`` drops every tickguard table)."""
     config = _config()
-    with _connect(url) as conn:
+    with _ALEMBIC, _connect(url) as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, revision)
         conn.commit()

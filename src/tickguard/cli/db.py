@@ -1,0 +1,111 @@
+"""``tickguard db``: migrate the database and show where its schema stands.
+
+The URL comes from ``TICKGUARD_DATABASE_URL``; when that is unset, the embedded stack
+(``tickguard.stack.resolve_database_url``) provides the URL of its own PostgreSQL. The URL
+holds a password, so it is never printed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from datetime import date
+from typing import cast
+
+import typer
+
+from tickguard.cli import app
+from tickguard.errors import TickguardError
+
+db_app = typer.Typer(help="Database schema: migrations and partitions.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.callback()
+def _quiet_alembic() -> None:
+    """Alembic logs every plugin it loads at INFO; keep the command's output to the point."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def database_url() -> str:
+    """TICKGUARD_DATABASE_URL, else the embedded PostgreSQL's URL; a clear error otherwise."""
+    from tickguard.settings import get_settings
+
+    settings = get_settings()
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    try:
+        stack = importlib.import_module("tickguard.stack")
+    except ImportError:
+        stack = None
+    resolve = getattr(stack, "resolve_database_url", None)
+    if resolve is None:
+        raise TickguardError(
+            "no database: set TICKGUARD_DATABASE_URL (postgresql+psycopg://user@host/db)"
+        )
+    return cast(Callable[[object], str], resolve)(settings)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code=1)
+
+
+@db_app.command("upgrade")
+def upgrade_cmd(
+    revision: str = typer.Option("head", "--revision", "-r", help="Target revision."),
+) -> None:
+    """Migrate the database to the newest schema (safe to run again, and concurrently)."""
+    from tickguard.store import migrate
+
+    try:
+        url = database_url()
+        before = migrate.current_revision(url)
+        migrate.upgrade(url, revision)
+        after = migrate.current_revision(url)
+    except TickguardError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"schema: {before or 'empty'} -> {after}")
+
+
+@db_app.command("current")
+def current_cmd() -> None:
+    """Print the database's schema revision and the newest one; exit 1 when behind."""
+    from tickguard.store import migrate
+
+    try:
+        current = migrate.current_revision(database_url())
+    except TickguardError as exc:
+        raise _fail(exc) from None
+    head = migrate.head_revision()
+    state = "up to date" if current == head else "behind: run `tickguard db upgrade`"
+    typer.echo(f"current: {current or 'empty'}  head: {head}  ({state})")
+    if current != head:
+        raise typer.Exit(code=1)
+
+
+@db_app.command("partitions")
+def partitions_cmd(
+    ahead: int = typer.Option(7, "--ahead", min=0, help="Days after today to prepare."),
+    behind: int = typer.Option(3, "--behind", min=0, help="Days before today to prepare."),
+    today: str = typer.Option("", "--today", help="Anchor day YYYY-MM-DD (default: today KST)."),
+) -> None:
+    """Create the daily partitions of trades and book_snapshots around today."""
+    import psycopg
+
+    from tickguard.store.migrate import libpq_url
+    from tickguard.store.partitions import ensure_window
+
+    try:
+        anchor = date.fromisoformat(today) if today else None
+    except ValueError:
+        raise typer.BadParameter("expected YYYY-MM-DD", param_hint="--today") from None
+    try:
+        with psycopg.connect(libpq_url(database_url()), autocommit=True) as conn:
+            created = ensure_window(conn, anchor, behind=behind, ahead=ahead)
+    except (TickguardError, psycopg.Error) as exc:
+        raise _fail(exc) from None
+    typer.echo(
+        f"created {len(created)} partitions" + (f": {', '.join(created)}" if created else "")
+    )
