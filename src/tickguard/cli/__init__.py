@@ -51,3 +51,4 @@ def main() -> None:
 from tickguard.cli import db as _db  # noqa: E402, F401
 from tickguard.cli import decode as _decode  # noqa: E402, F401
 from tickguard.cli import stack as _stack  # noqa: E402, F401
+from tickguard.cli import sim as _sim  # noqa: E402, F401

@@ -1,0 +1,111 @@
+"""``tickguard sim kis``: run the KIS simulator on loopback until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+sim_app = typer.Typer(help="Run a broker simulator (loopback only).", no_args_is_help=True)
+
+
+def _symbols(value: str) -> list[str]:
+    """``20`` → the default universe of 20 symbols; ``005930,000660`` → those codes."""
+    from tickguard.sim.universe import default_symbols
+
+    text = value.strip()
+    if text.isdigit() and len(text) < 6:
+        return default_symbols(int(text))
+    codes = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in codes if not (c.isdigit() and len(c) == 6) and not c.startswith("Q")]
+    if not codes or bad:
+        raise typer.BadParameter(f"expected a count or 6-digit codes, got {bad or value!r}")
+    return codes
+
+
+def _start(value: str) -> time:
+    try:
+        if len(value) != 5:
+            raise ValueError(value)
+        return time.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected HH:MM, got {value!r}") from None
+
+
+def _day(value: str | None) -> date:
+    from tickguard.models import KST
+
+    if value is None:
+        return datetime.now(KST).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from None
+
+
+@sim_app.command("kis")
+def kis(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(0, help="Websocket port (0 = any free port)."),
+    rest_port: int = typer.Option(0, "--rest-port", help="REST port (0 = any free port)."),
+    symbols: str = typer.Option("20", help="A count (default universe) or comma-separated codes."),
+    seed: int = typer.Option(0, help="Market seed: same seed, same tape."),
+    speed: float = typer.Option(1.0, min=0.001, help="Session seconds per wall second."),
+    start: str = typer.Option("09:00", help="Session time to start at (HH:MM, KST)."),
+    day: str | None = typer.Option(None, help="Trading day YYYY-MM-DD (default: today, KST)."),
+    fault: Annotated[
+        list[str] | None, typer.Option("--fault", help="Fault spec, repeatable.")
+    ] = None,
+    truth_dir: Annotated[Path | None, typer.Option("--truth-dir", help="Truth directory.")] = None,
+    pingpong_s: float = typer.Option(10.0, "--pingpong-s", min=0.1, help="PINGPONG interval."),
+    slot_hold_s: float = typer.Option(1.0, "--slot-hold-s", min=0.0, help="App-key hold."),
+) -> None:
+    """Serve KIS's REST auth and websocket protocol from a seeded market.
+
+    Faults, e.g.: flap:3-5 · silent:8@20/60 · malformed:0.01 (or 0.01,corrupt) ·
+    grow:H0STASP0@10x5 · halt:005930@10:00-10:30
+    """
+    from tickguard.sim.faults import FaultSchedule, FaultSpecError
+    from tickguard.sim.kis import KisSimConfig
+    from tickguard.sim.market import MarketConfig
+    from tickguard.sim.universe import profiles_for
+
+    try:
+        faults = FaultSchedule.parse(fault or [], seed=seed)
+    except FaultSpecError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fault") from None
+    market = MarketConfig(day=_day(day), symbols=profiles_for(_symbols(symbols)), seed=seed)
+    config = KisSimConfig(
+        market=market, host=host, ws_port=port, rest_port=rest_port, speed=speed,
+        start_at=_start(start), faults=faults, truth_dir=truth_dir,
+        pingpong_interval_s=pingpong_s, pingpong_timeout_s=pingpong_s, slot_hold_s=slot_hold_s,
+    )  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(config))
+
+
+async def _serve(config: object) -> None:
+    from tickguard.sim.kis import KisSimConfig, KisSimulator
+
+    assert isinstance(config, KisSimConfig)
+    async with KisSimulator(config) as sim:
+        typer.echo(f"REST {sim.rest_url}")
+        typer.echo(f"WS   {sim.ws_url}")
+        typer.echo(f"truth {sim.truth_dir}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            typer.echo(f"stopped: {sim.counters.frames_sent} frames sent", err=True)
+
+
+def _register() -> None:
+    from tickguard.cli import app
+
+    app.add_typer(sim_app, name="sim")
+
+
+_register()
