@@ -14,11 +14,16 @@ fills in, causes and details merge, and a resolved status never falls back to ``
 Usage (persist): ``PostgresWriter.connect(url)`` or an autocommit ``psycopg.Connection``,
 then ``write(batch)`` and acknowledge the stream entry once it returns (it has committed).
 A caller already inside a transaction gets a savepoint instead, and commits itself.
+
+Errors: a batch PostgreSQL refuses for its content (a value out of range, a check
+violated) raises :class:`~tickguard.errors.StorageError` and stores nothing; a lost
+connection stays a ``psycopg.OperationalError``, which is worth a reconnect and a retry.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
@@ -79,6 +84,9 @@ QUARANTINE = _Kind(
     "quarantine", "_tg_stage_quarantine", rows.QUARANTINE_COLUMNS, rows.QUARANTINE_TYPES
 )
 KINDS = (TRADES, BOOKS, BARS, QUARANTINE)
+
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, OverflowError, ValueError, struct.error)
+"""Errors of the data itself: retrying the same batch cannot help (connection errors can)."""
 
 GAP_UPSERT = """
 INSERT INTO gaps AS g (broker, symbol, kind, start, "end", cause, status, detected_at,
@@ -159,6 +167,14 @@ class PostgresWriter:
     def write_many(self, batches: Iterable[Batch]) -> WriteResult:
         """Store several batches in ONE transaction: all of them or, on error, none."""
         batches = list(batches)
+        try:
+            return self._write_all(batches)
+        except REFUSED as exc:
+            raise StorageError(
+                f"batch refused by PostgreSQL ({type(exc).__name__}): {exc}"
+            ) from exc
+
+    def _write_all(self, batches: list[Batch]) -> WriteResult:
         with self._transaction():
             result = WriteResult()
             trades = [t for b in batches for t in b.trades]
@@ -180,22 +196,27 @@ class PostgresWriter:
 
     def write_bars(self, bars: Sequence[MinuteBar]) -> WriteResult:
         """Store minute bars (REST backfill) in one transaction, first writer wins."""
-        with self._transaction():
-            inserted, duplicates = self._move(BARS, rows.bar_rows(bars), len(bars))
+        try:
+            with self._transaction():
+                inserted, duplicates = self._move(BARS, rows.bar_rows(bars), len(bars))
+        except REFUSED as exc:
+            raise StorageError(f"bars refused by PostgreSQL ({type(exc).__name__}): {exc}") from exc
         return WriteResult(bars_inserted=inserted, bars_duplicates=duplicates)
 
     def _transaction(self) -> AbstractContextManager[psycopg.Transaction]:
-        """Create the staging tables once, then open this call's transaction.
+        """Create the staging tables (once), then open this call's transaction.
 
-        Inside a caller's transaction the staging tables may hold an earlier call's rows
-        (ON COMMIT DELETE ROWS has not fired), so they are emptied first.
+        Inside a caller's transaction, tables created now vanish if the caller rolls back,
+        and the staging tables may still hold an earlier call's rows (ON COMMIT DELETE ROWS
+        has not fired): so they are (re)created if missing and emptied, every call.
         """
+        idle = self.conn.info.transaction_status == TransactionStatus.IDLE
         if not self._staged:
             with self.conn.transaction():
                 for kind in KINDS:
                     self.conn.execute(kind.create_staging())
-            self._staged = True
-        if self.conn.info.transaction_status != TransactionStatus.IDLE:
+            self._staged = idle
+        if not idle:
             names = sql.SQL(", ").join(sql.Identifier(k.staging) for k in KINDS)
             self.conn.execute(sql.SQL("TRUNCATE {}").format(names))
         return self.conn.transaction()
