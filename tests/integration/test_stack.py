@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -59,6 +61,15 @@ def gone(pid: int | None) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -193,13 +204,18 @@ def test_external_urls_are_used_untouched(tmp_path: Path) -> None:
     assert not (tmp_path / "tg" / "postgres").exists()
 
 
-def test_servers_outlive_the_cli_process(embedded: Settings) -> None:
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for a `tickguard` subprocess that targets ``settings``' embedded stack."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKGUARD_")}
-    env |= {
-        "TICKGUARD_DATA_DIR": str(embedded.data_dir),
-        "TICKGUARD_STACK__PG_PORT": str(embedded.stack.pg_port),
-        "TICKGUARD_STACK__VALKEY_PORT": str(embedded.stack.valkey_port),
+    return env | {
+        "TICKGUARD_DATA_DIR": str(settings.data_dir),
+        "TICKGUARD_STACK__PG_PORT": str(settings.stack.pg_port),
+        "TICKGUARD_STACK__VALKEY_PORT": str(settings.stack.valkey_port),
     }
+
+
+def test_servers_outlive_the_cli_process(embedded: Settings) -> None:
+    env = cli_env(embedded)
     cli = Path(sys.executable).with_name("tickguard")
     done = subprocess.run([cli, "stack", "up"], env=env, capture_output=True, timeout=90)
     assert done.returncode == 0, done.stderr.decode()
@@ -209,6 +225,37 @@ def test_servers_outlive_the_cli_process(embedded: Settings) -> None:
         [cli, "stack", "status", "--json"], env=env, capture_output=True, timeout=60
     )
     assert json.loads(shown.stdout)["postgres"]["pid"] == after.postgres.pid
+
+
+def test_killed_servers_are_detected_and_restarted_with_their_data(embedded: Settings) -> None:
+    first = stack_up(embedded)
+    write_and_read(embedded)
+    for pid in (first.postgres.pid, first.valkey.pid):
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # a crash: pid files stay behind, children may linger
+    assert all(wait_for(lambda p=pid: gone(p)) for pid in (first.postgres.pid, first.valkey.pid))
+    assert not any(s.running for s in stack_status(embedded).services)
+
+    again = stack_up(embedded)
+    assert again.postgres.running and again.valkey.running
+    assert again.postgres.pid != first.postgres.pid
+    assert read_back(embedded) == ([(1, "삼성전자")], [b"1-1"])
+
+
+def test_concurrent_starts_share_one_server(embedded: Settings) -> None:
+    env = cli_env(embedded)
+    cli = Path(sys.executable).with_name("tickguard")
+    procs = [
+        subprocess.Popen([cli, "stack", "up"], env=env, stdout=subprocess.DEVNULL) for _ in range(2)
+    ]
+    assert [p.wait(timeout=90) for p in procs] == [0, 0]
+    status = stack_status(embedded)
+    postmasters = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(status.postgres.data_path) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert status.postgres.running and len(postmasters) == 1
 
 
 @pytest.mark.skipif(

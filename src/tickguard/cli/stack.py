@@ -46,8 +46,10 @@ def _render(status: StackStatus, title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for column in ("service", "kind", "running", "pid", "url", "data"):
-        table.add_column(column)
+    for column in ("service", "kind", "running", "pid"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("url", overflow="fold")
+    table.add_column("data", overflow="fold")
     for svc in status.services:
         running = "[green]yes[/green]" if svc.running else "[red]no[/red]"
         pid = str(svc.pid) if svc.pid is not None else "-"

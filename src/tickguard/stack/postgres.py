@@ -31,6 +31,7 @@ import signal
 import tempfile
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -157,6 +158,7 @@ class EmbeddedPostgres:
                 raise StackError(f"embedded PostgreSQL pid {pid} does not answer; see {self.log}")
             logger.info("reusing embedded PostgreSQL pid=%d", pid)
             return pid
+        self._await_orphans()
         self._clear_stale()
         if port_open(self.cfg.host, self.cfg.pg_port):
             raise StackError(
@@ -176,17 +178,54 @@ class EmbeddedPostgres:
         """Stop the cluster if it runs (fast shutdown, data kept). True if it was running."""
         pid = self.pid()
         if pid is None:
+            for orphan in self.orphans():
+                logger.warning("stopping orphaned PostgreSQL process pid=%d", orphan.pid)
+                stop_process(orphan.pid, [signal.SIGQUIT, signal.SIGKILL], self.cfg.stop_timeout_s)
             self._clear_stale()
             return False
         stop_process(pid, [signal.SIGINT, signal.SIGQUIT, signal.SIGKILL], self.cfg.stop_timeout_s)
         logger.info("embedded PostgreSQL stopped pid=%d", pid)
         return True
 
+    def orphans(self) -> list[psutil.Process]:
+        """PostgreSQL processes still working in our PGDATA although no postmaster runs.
+
+        Every PostgreSQL process chdirs into its data directory. After a postmaster is
+        SIGKILLed its children linger until they notice; a new postmaster next to them
+        could corrupt data, and PostgreSQL's own guard is the very lock file that we are
+        about to call stale — so they are found by their working directory instead.
+        """
+        target = self.data.resolve()
+        found = []
+        for proc in psutil.process_iter(["name", "cwd"]):
+            name, cwd = proc.info.get("name") or "", proc.info.get("cwd")
+            if name.startswith("postgres") and cwd and Path(cwd) == target:
+                found.append(proc)
+        return found
+
+    def _await_orphans(self) -> None:
+        """Give orphans of a crashed postmaster time to exit (they do so by themselves)."""
+        if not wait_until(lambda: not self.orphans(), self.cfg.stop_timeout_s, 0.1):
+            pids = ", ".join(str(p.pid) for p in self.orphans())
+            raise StackError(
+                f"PostgreSQL processes {pids} still use {self.data} without a postmaster; "
+                "run `tickguard stack down` to stop them"
+            )
+
     def _clear_stale(self) -> None:
-        stale = self.data / "postmaster.pid"
-        if stale.exists():
-            logger.warning("removing stale %s", stale)
-            stale.unlink(missing_ok=True)
+        """Remove the lock files of a dead postmaster (called only when none of ours runs).
+
+        PostgreSQL clears stale lock files itself, unless the pid in them still exists:
+        a crashed postmaster stays a zombie until init reaps it, and a pid can be reused.
+        Our check (no live postmaster, no orphans in PGDATA) is stricter, so we clear them.
+        """
+        sockets = self.socket_dir()
+        port = self.cfg.pg_port
+        stale = [sockets / f".s.PGSQL.{port}.lock", sockets / f".s.PGSQL.{port}"]
+        for path in [self.data / "postmaster.pid", *stale]:
+            if path.exists() or path.is_socket():
+                logger.warning("removing stale %s", path)
+                path.unlink(missing_ok=True)
 
     def _initdb_once(self) -> None:
         if (self.data / "PG_VERSION").exists():

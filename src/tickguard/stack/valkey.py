@@ -85,7 +85,7 @@ class EmbeddedValkey:
         return pid if live_process(pid, "valkey-server") is not None else None
 
     def _answers_as(self, pid: int) -> bool:
-        """True when the server on our port is the process ``pid`` and accepts our password."""
+        """True when the server on our port is ``pid``, accepts our password and has loaded."""
         client = redis.Redis(
             host=self.cfg.host,
             port=self.cfg.valkey_port,
@@ -94,8 +94,8 @@ class EmbeddedValkey:
             socket_connect_timeout=2,
         )
         try:
-            info = client.info("server")
-            return int(info.get("process_id", -1)) == pid
+            info = client.info()  # server + persistence sections: pid, AOF still loading?
+            return int(info.get("process_id", -1)) == pid and int(info.get("loading", 1)) == 0
         except redis.RedisError:
             return False
         finally:
