@@ -48,7 +48,8 @@ def main() -> None:
 
 
 # Sub-commands register themselves on ``app`` when imported (one line each).
+from tickguard.cli import bench as _bench  # noqa: E402, F401
 from tickguard.cli import db as _db  # noqa: E402, F401
 from tickguard.cli import decode as _decode  # noqa: E402, F401
-from tickguard.cli import stack as _stack  # noqa: E402, F401
 from tickguard.cli import sim as _sim  # noqa: E402, F401
+from tickguard.cli import stack as _stack  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``tickguard bench …``: measured figures, not timed tests."""

@@ -1,0 +1,45 @@
+"""``tickguard bench …``: the commands that measure speed and memory targets.
+
+Each command imports its workload inside its body, so ``tickguard --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from tickguard.cli import app
+from tickguard.models import Broker
+
+bench_app = typer.Typer(help="Measure throughput and memory targets.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("parse")
+def parse(
+    broker: Annotated[Broker, typer.Option("--broker", help="Whose codec to measure.")],
+    records: Annotated[
+        int, typer.Option("--records", min=1, help="Trade records in the generated feed.")
+    ] = 100_000,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Runs; the best counts.")] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated feed.")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Trade records per CPU second of the codec, next to python-kis on the same frames."""
+    from tickguard.bench.parse import FEEDS, run_parse_bench
+
+    if broker not in FEEDS:
+        raise typer.BadParameter(f"no parse bench for {broker.value} yet", param_hint="--broker")
+    result = run_parse_bench(broker, records=records, repeat=repeat, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    typer.echo(f"{result.broker} codec: {result.records_per_s:,.0f} records/s (CPU, one core)")
+    if result.python_kis_records_per_s is None:
+        typer.echo(f"python-kis: unavailable ({result.python_kis_unavailable})")
+    else:
+        typer.echo(f"python-kis: {result.python_kis_records_per_s:,.0f} records/s")
+        typer.echo(f"ratio: {result.ratio:.2f}x")
+    typer.echo(f"feed: {result.records} records in {result.frames} frames, best of {result.repeat}")
