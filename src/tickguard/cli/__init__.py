@@ -49,7 +49,9 @@ def main() -> None:
 
 # Sub-commands register themselves on ``app`` when imported (one line each).
 from tickguard.cli import bench as _bench  # noqa: E402, F401
+from tickguard.cli import collect as _collect  # noqa: E402, F401
 from tickguard.cli import db as _db  # noqa: E402, F401
 from tickguard.cli import decode as _decode  # noqa: E402, F401
+from tickguard.cli import replay as _replay  # noqa: E402, F401
 from tickguard.cli import sim as _sim  # noqa: E402, F401
 from tickguard.cli import stack as _stack  # noqa: E402, F401
