@@ -10,6 +10,7 @@ be read — undecodable lines are data, not a failure of the command.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -134,13 +135,16 @@ def decode(
     source = _open(file)
     try:
         summary = decode_lines(session, source, sys.stdout, sys.stderr)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, like any filter
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except OSError as exc:
         typer.echo(f"error: reading {file or 'stdin'} failed: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
     finally:
         if source is not sys.stdin.buffer:
             source.close()
-    sys.stdout.flush()
     typer.echo(str(summary), err=True)
 
 
