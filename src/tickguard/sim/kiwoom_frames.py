@@ -21,51 +21,11 @@ from typing import Any
 from tickguard.models import BOOK_DEPTH, Side
 from tickguard.sim.market import GenBook, GenTrade, hhmmss
 
-TRADE_FIDS = (
-    "20",
-    "10",
-    "11",
-    "12",
-    "27",
-    "28",
-    "15",
-    "13",
-    "14",
-    "16",
-    "17",
-    "18",
-    "25",
-    "26",
-    "29",
-    "30",
-    "31",
-    "32",
-    "228",
-    "311",
-    "290",
-    "691",
-    "567",
-    "568",
-    "851",
-    "1890",
-    "1891",
-    "1892",
-    "1030",
-    "1031",
-    "1032",
-    "1071",
-    "1072",
-    "1313",
-    "1315",
-    "1316",
-    "1314",
-    "1497",
-    "1498",
-    "620",
-    "732",
-    "852",
-    "9081",
+_TRADE_FID_ORDER = (
+    "20 10 11 12 27 28 15 13 14 16 17 18 25 26 29 30 31 32 228 311 290 691 567 568 851 1890 "
+    "1891 1892 1030 1031 1032 1071 1072 1313 1315 1316 1314 1497 1498 620 732 852 9081"
 )
+TRADE_FIDS = tuple(_TRADE_FID_ORDER.split())
 """The 0B FIDs in Kiwoom's order (reference §2.6.1); those not modelled go out blank."""
 ASK_PRICE, BID_PRICE, ASK_QTY, BID_QTY = 40, 50, 60, 70
 """0D level n (1..10) is FID base + n: 41–50 ask prices, 51–60 bids, 61–70 / 71–80 quantities."""
