@@ -110,8 +110,8 @@ class Feed:
             box, conn.outbox = conn.outbox, {}
             for (tr_id, symbol), (records, keys) in box.items():
                 for i in range(0, len(records), self._max_records):
-                    if conn.dying:
-                        break
+                    if conn.dying or (tr_id, symbol) not in conn.subs:
+                        break  # dropped or unsubscribed while this flush awaited a send
                     part, part_keys = (
                         records[i : i + self._max_records],
                         keys[i : i + self._max_records],

@@ -96,7 +96,9 @@ class SessionTable:
         self.index.setdefault(key, set()).add(conn)
 
     def remove(self, conn: Conn, key: SubKey) -> None:
+        """Drop a registration and whatever was queued for it: nothing follows the UNSUB ack."""
         conn.subs.pop(key, None)
+        conn.outbox.pop(key, None)
         holders = self.index.get(key)
         if holders is not None:
             holders.discard(conn)

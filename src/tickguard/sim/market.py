@@ -301,22 +301,20 @@ class _SymbolDay:
             return tick_up(bid)
         return bid
 
-    def _wait(self, rate_per_min: float, t: float) -> float:
-        rate = rate_per_min / 60.0 * self._intensity(t)
+    def _wait(self, rate_per_min: float, t: float, bursty: bool = True) -> float:
+        rate = rate_per_min / 60.0 * (self._intensity(t) if bursty else 1.0)
         return self.rng.expovariate(rate) if rate > 0 else math.inf
 
     def _phase_books(self, start: float, end: float, phase: str) -> Iterator[GenBook]:
         """Books during an auction phase (no trades), with halts respected."""
-        t = start + self._wait(self.p.books_per_min, start)
+        t = start + self._wait(self.p.books_per_min, start, bursty=False)
         while t < end:
             resume = self._halted_until(t)
             if resume is None:
                 yield self._gen_book(t, phase)
-                t += self._wait(self.p.books_per_min, t)
+                t += self._wait(self.p.books_per_min, t, bursty=False)
             else:
-                t = resume
-                if t < end:
-                    t += self._wait(self.p.books_per_min, t)
+                t = resume + self._wait(self.p.books_per_min, resume, bursty=False)
 
     def _continuous(self) -> Iterator[GenEvent]:
         next_order = self.t_open + self._wait(self.p.orders_per_min, self.t_open)

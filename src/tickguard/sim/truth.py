@@ -9,7 +9,8 @@ truth must be complete and must not live in RAM. Layout of ``truth_dir``:
   and live when it was generated (0 → missed while disconnected).
 * ``frames.msgpack.zst`` — every frame sent: ``[session, wall_ts, sim_t, tr_id, kind,
   trade_keys, book_keys]``; ``kind`` is "data", "grown" or "malformed"; keys are
-  ``[symbol, cum_volume]`` / ``[symbol, seq]``.
+  ``[symbol, cum_volume]`` / ``[symbol, seq]`` (a corrupted frame keeps the keys it would
+  have carried; they do not count as sent).
 * ``faults.jsonl`` — every fault injected: kind, session, start, end (wall epoch s), detail.
 * ``sessions.jsonl`` — connection lifecycle (open, bound, closed + reason).
 * ``summary.json`` — the simulator's counters (written on close).
@@ -215,8 +216,17 @@ class TruthReader:
             yield SentFrame(r[0], r[1], r[2], r[3], r[4], tk, bk)
 
     def sent_trade_keys(self) -> set[TradeKey]:
-        """Distinct keys of trades that went out on a live subscribed session."""
-        return {(s, self.day, k) for f in self.frames() for s, k in f.trade_keys}
+        """Distinct keys of trades that went out readable on a live subscribed session.
+
+        Records inside a frame the simulator corrupted on purpose do not count as sent: no
+        client can read them, so they are missed like any other lost trade.
+        """
+        return {
+            (s, self.day, k)
+            for f in self.frames()
+            if f.kind != "malformed"
+            for s, k in f.trade_keys
+        }
 
     def faults(self) -> list[dict[str, Any]]:
         return _jsonl(self.directory / FAULTS)
@@ -235,7 +245,8 @@ class TruthReader:
         for f in self.frames():
             frames += 1
             malformed += f.kind == "malformed"
-            books_sent.update(f.book_keys)
+            if f.kind != "malformed":
+                books_sent.update(f.book_keys)
         gen = missed = disconnected = books = 0
         for r in _records(self.directory / GENERATED):
             if r[0] == "T":
