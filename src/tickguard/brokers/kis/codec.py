@@ -52,8 +52,8 @@ class KisSession:
         self._requested: dict[tuple[str, str], bool] = {}
         times = self._times
         self._parsers: dict[str, RecordParser] = {
-            wire.TR_TRADES: partial(parse_h0stcnt0_record, times=times),
-            wire.TR_BOOK: partial(parse_h0stasp0_record, trading_day=trading_day, times=times),
+            wire.TR_TRADES: partial(parse_h0stcnt0_record, times),
+            wire.TR_BOOK: partial(parse_h0stasp0_record, times, trading_day),
         }
 
     def __repr__(self) -> str:

@@ -2,7 +2,8 @@
 
 A frame's payload is one flat list of ``^``-separated fields holding ``count`` records; the
 functions here read one record at ``start`` inside that list, so the hot path never copies a
-record. Errors raise :class:`~tickguard.errors.DecodeError`; the session turns them into
+record; per-session context (the time cache, the trading day) comes first so the session can
+bind it once with ``functools.partial``. Errors raise :class:`~tickguard.errors.DecodeError`; the session turns them into
 quarantine entries. Exchange time is built in Asia/Seoul through :class:`KstTimes`, a
 bounded cache, because building a tz-aware datetime costs more than the rest of a record.
 """
@@ -106,7 +107,7 @@ _C_CUM, _C_SIDE, _C_DATE = Cnt.CUM_VOLUME, Cnt.SIDE, Cnt.DATE
 
 
 def parse_h0stcnt0_record(
-    fields: Sequence[str], start: int, received_at: datetime, times: KstTimes
+    times: KstTimes, fields: Sequence[str], start: int, received_at: datetime
 ) -> Trade:
     """One H0STCNT0 record → :class:`Trade`. The record carries its own date (BSOP_DATE)."""
     try:
@@ -149,7 +150,7 @@ def _levels(fields: Sequence[str], price_at: int, qty_at: int) -> tuple[Level, .
 
 
 def parse_h0stasp0_record(
-    fields: Sequence[str], start: int, received_at: datetime, times: KstTimes, trading_day: date
+    times: KstTimes, trading_day: date, fields: Sequence[str], start: int, received_at: datetime
 ) -> BookSnapshot:
     """One H0STASP0 record → :class:`BookSnapshot`; the record has a time only (BSOP_HOUR)."""
     try:
