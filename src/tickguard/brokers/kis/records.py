@@ -2,10 +2,11 @@
 
 A frame's payload is one flat list of ``^``-separated fields holding ``count`` records; the
 functions here read one record at ``start`` inside that list, so the hot path never copies a
-record; per-session context (the time cache, the trading day) comes first so the session can
-bind it once with ``functools.partial``. Errors raise :class:`~tickguard.errors.DecodeError`; the session turns them into
-quarantine entries. Exchange time is built in Asia/Seoul through :class:`KstTimes`, a
-bounded cache, because building a tz-aware datetime costs more than the rest of a record.
+record. Per-session context (the time cache, the trading day) comes first in each signature
+so the session binds it once with ``functools.partial``. Errors raise
+:class:`~tickguard.errors.DecodeError`; the session turns them into quarantine entries.
+Exchange time is built in Asia/Seoul through :class:`KstTimes`, a bounded cache, because
+building a tz-aware datetime costs more than the rest of a record.
 """
 
 from __future__ import annotations
