@@ -74,6 +74,7 @@ class ConnectionRunner:
         self.opened_at: datetime | None = None
         self.opened_mono: float | None = None
         self.last_frame_at: datetime | None = None
+        self.last_data_at: datetime | None = None
         self.first_data_mono: float | None = None
         self.last_data_mono: float | None = None
         self._failure: BaseException | None = None
@@ -156,6 +157,7 @@ class ConnectionRunner:
             else:
                 self.stats.books += 1
         self.last_data_mono = self._alive_mono = mono
+        self.last_data_at = now
         items: list[Item] = list(events)
         if self.first_data_mono is None:
             self.first_data_mono = mono

@@ -171,7 +171,8 @@ class Supervisor:
         if self._drop_mono is None:
             self._drop_mono = time.monotonic()
             self._reopened_since_drop = False
-        start = runner.last_frame_at or runner.opened_at
+        # From the last *data* frame: keep-alives and acks prove the socket, not the feed.
+        start = runner.last_data_at or runner.opened_at
         gaps = self.gaps.on_disconnect(start, verdict.cause, utc_now())
         self.stats.gaps_opened += len(gaps)
         log.warning("connection %s dropped: %s", self.plan.key_name, verdict.cause)

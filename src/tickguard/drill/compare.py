@@ -1,0 +1,165 @@
+"""Judge a drill: PostgreSQL against the simulator's ground truth.
+
+Everything here reads finished artefacts (truth directory, scratch database) and returns
+plain numbers, so the same judgement can run on a drill that crashed half-way.
+
+Definitions (keys of the drill report):
+
+* ``trades_lost_after_receipt`` — trade keys the simulator sent on a live subscribed session
+  that are not in ``trades``: the collector/stream/persist path lost them. Must be 0.
+* ``trades_duplicated`` — rows sharing a natural key (the schema forbids it; counted anyway).
+  Re-deliveries that the natural key absorbed are ``duplicate_deliveries``.
+* ``trades_unexpected`` — stored keys the simulator never generated (corruption).
+* ``drops_without_gap`` — drops (flap aborts, silence starts) at which some subscription had
+  no gap row covering that moment.
+* reconnect/recover times are measured on the simulator's side: from the abort (or the
+  silence start) to the next websocket open / the next data frame on a new session.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import psycopg
+
+from tickguard.sim.truth import TruthReader
+from tickguard.store.migrate import libpq_url
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    at: float
+    """Wall epoch seconds of the drop (abort, or start of the silence)."""
+    kind: str
+
+
+def drops_of(truth: TruthReader) -> list[Drop]:
+    out: list[Drop] = []
+    for fault in truth.faults():
+        if fault["kind"] == "flap":
+            out.append(Drop(float(fault["end"]), "flap"))
+        elif fault["kind"] == "silent":
+            out.append(Drop(float(fault["start"]), "silent"))
+    return sorted(out, key=lambda d: d.at)
+
+
+def reconnect_times(truth: TruthReader, drops: list[Drop]) -> list[float | None]:
+    """Drop → the next websocket open (None when none followed)."""
+    opens = sorted(float(e["wall"]) for e in truth.sessions() if e["event"] == "open")
+    return [next((t - d.at for t in opens if t > d.at), None) for d in drops]
+
+
+def recover_times(truth: TruthReader, drops: list[Drop]) -> list[float | None]:
+    """Drop → the first data frame sent on a session opened after the drop."""
+    opens = sorted(
+        (float(e["wall"]), int(e["session"])) for e in truth.sessions() if e["event"] == "open"
+    )
+    needs = [next((sid for t, sid in opens if t > d.at), None) for d in drops]
+    result: list[float | None] = [None] * len(drops)
+    pending = deque(i for i, sid in enumerate(needs) if sid is not None)
+    for frame in truth.frames():
+        if not pending:
+            break
+        if frame.kind == "malformed":
+            continue
+        while pending:
+            i = pending[0]
+            need = needs[i]
+            if need is not None and frame.session >= need and frame.wall_ts > drops[i].at:
+                result[i] = frame.wall_ts - drops[i].at
+                pending.popleft()
+            else:
+                break
+    return result
+
+
+def _max(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(max(present), 3) if present else None
+
+
+def store_figures(database_url: str, broker: str, day: date) -> dict[str, Any]:
+    """Keys and counts from the scratch database."""
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        keys = {
+            (s, int(v))
+            for s, v in conn.execute(
+                "SELECT symbol, cum_volume FROM trades WHERE broker = %s AND trading_day = %s",
+                (broker, day),
+            )
+        }
+        dup_row = conn.execute(
+            "SELECT count(*) - count(DISTINCT (symbol, trading_day, cum_volume)) FROM trades"
+        ).fetchone()
+        books_row = conn.execute(
+            "SELECT count(*) FROM book_snapshots WHERE broker = %s", (broker,)
+        ).fetchone()
+        gaps = conn.execute(
+            'SELECT symbol, kind, start, "end" FROM gaps WHERE broker = %s', (broker,)
+        ).fetchall()
+        q_row = conn.execute("SELECT count(*) FROM quarantine").fetchone()
+    return {
+        "keys": keys,
+        "duplicated": int(dup_row[0]) if dup_row else 0,
+        "books": int(books_row[0]) if books_row else 0,
+        "gaps": [(str(s), str(k), start, end) for s, k, start, end in gaps],
+        "quarantine_rows": int(q_row[0]) if q_row else 0,
+    }
+
+
+def drops_without_gap(
+    drops: list[Drop],
+    gaps: list[tuple[str, str, datetime, datetime | None]],
+    subs: set[tuple[str, str]],
+) -> int:
+    """Drops at which some subscription had no gap covering the moment of the drop."""
+    missing = 0
+    for drop in drops:
+        at = datetime.fromtimestamp(drop.at, UTC)
+        covered = {
+            (s, k) for s, k, start, end in gaps if start <= at and (end is None or end >= at)
+        }
+        missing += not subs <= covered
+    return missing
+
+
+def judge(
+    truth: TruthReader, database_url: str, broker: str, subs: set[tuple[str, str]]
+) -> dict[str, Any]:
+    """The truth-vs-store half of the drill report."""
+    counts = truth.counts()
+    sent = {(s, k) for s, _day, k in truth.sent_trade_keys()}
+    generated = {(t.symbol, t.cum_volume) for t in truth.generated_trades()}
+    store = store_figures(database_url, broker, truth.day)
+    drops = drops_of(truth)
+    reconnects = reconnect_times(truth, drops)
+    recovers = recover_times(truth, drops)
+    silent = [r for r, d in zip(reconnects, drops, strict=True) if d.kind == "silent"]
+    gaps = store["gaps"]
+    return {
+        "frames_sent": counts.frames_sent,
+        "trades_generated": counts.trades_generated,
+        "trades_sent": counts.trades_sent,
+        "trades_stored": len(store["keys"]),
+        "trades_missed_while_disconnected": counts.trades_missed_while_disconnected,
+        "trades_lost_after_receipt": len(sent - store["keys"]),
+        "trades_duplicated": store["duplicated"],
+        "trades_unexpected": len(store["keys"] - generated),
+        "books_sent": counts.books_sent,
+        "books_stored": store["books"],
+        "quarantine_rows": store["quarantine_rows"],
+        "drops": len(drops),
+        "drops_without_gap": drops_without_gap(drops, gaps, subs),
+        "gaps_opened": len(gaps),
+        "gaps_open_at_end": sum(1 for g in gaps if g[3] is None),
+        "first_reconnect_s": round(reconnects[0], 3)
+        if reconnects and reconnects[0] is not None
+        else None,
+        "reconnect_s_max": _max(reconnects),
+        "recover_s_max": _max(recovers),
+        "silent_detect_reconnect_s_max": _max(silent),
+    }
