@@ -282,3 +282,44 @@ async def test_malformed_fault_is_quarantined_not_fatal(tmp_path: Path) -> None:
             assert not c.closed
     assert sim.counters.malformed_sent >= 3 and sim.counters.grown_frames > 0
     assert json.loads((sim.truth_dir / "summary.json").read_text())["malformed_sent"] >= 3
+
+
+async def test_sim_kiwoom_command_serves_until_interrupted(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from tickguard.cli import main; main()",
+        "sim", "kiwoom", "--symbols", "122630", "--speed", "10", "--ping-s", "0.2",
+        "--truth-dir", str(tmp_path / "cli-truth"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        urls = {}
+        for _ in range(3):
+            label, url = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
+            urls[label] = url
+        assert urls["WS"].endswith("/api/dostk/websocket")
+        async with httpx.AsyncClient() as http:
+            token = await KiwoomRest(http, urls["REST"]).issue_token(APP)
+        async with connect(urls["WS"], ping_interval=None) as ws:
+            session = KiwoomSession(token.token.get_secret_value(), DAY)
+            await ws.send(session.handshake()[0])
+            login = session.receive(await ws.recv(), datetime.now(UTC))
+            assert [c.kind for c in login.controls] == [ControlKind.LOGIN_OK]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(proc.wait(), 30)
+    assert code == 0
+    assert "frames sent" in (await proc.stderr.read()).decode()
+    assert (tmp_path / "cli-truth" / "summary.json").exists()
+
+
+def test_sim_kiwoom_rejects_a_bad_fault() -> None:
+    from typer.testing import CliRunner
+
+    from tickguard.cli import app
+
+    result = CliRunner().invoke(app, ["sim", "kiwoom", "--fault", "wobble:3"])
+    assert result.exit_code == 2 and "unknown fault" in result.stderr

@@ -1,4 +1,4 @@
-"""``tickguard sim kis``: run the KIS simulator on loopback until Ctrl-C."""
+"""``tickguard sim kis|kiwoom``: run a broker simulator on loopback until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -93,6 +93,63 @@ async def _serve(config: object) -> None:
 
     assert isinstance(config, KisSimConfig)
     async with KisSimulator(config) as sim:
+        typer.echo(f"REST {sim.rest_url}")
+        typer.echo(f"WS   {sim.ws_url}")
+        typer.echo(f"truth {sim.truth_dir}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            typer.echo(f"stopped: {sim.counters.frames_sent} frames sent", err=True)
+
+
+@sim_app.command("kiwoom")
+def kiwoom(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(0, help="Websocket port (0 = any free port)."),
+    rest_port: int = typer.Option(0, "--rest-port", help="REST port (0 = any free port)."),
+    symbols: str = typer.Option("20", help="A count (default universe) or comma-separated codes."),
+    seed: int = typer.Option(0, help="Market seed: same seed, same tape."),
+    speed: float = typer.Option(1.0, min=0.001, help="Session seconds per wall second."),
+    start: str = typer.Option("09:00", help="Session time to start at (HH:MM, KST)."),
+    day: str | None = typer.Option(None, help="Trading day YYYY-MM-DD (default: today, KST)."),
+    fault: Annotated[
+        list[str] | None, typer.Option("--fault", help="Fault spec, repeatable.")
+    ] = None,
+    truth_dir: Annotated[Path | None, typer.Option("--truth-dir", help="Truth directory.")] = None,
+    ping_s: float = typer.Option(10.0, "--ping-s", min=0.05, help="PING interval."),
+    page_size: int = typer.Option(900, "--page-size", min=1, help="Chart rows per page."),
+    rate: float = typer.Option(5.0, "--rate", min=1.0, help="Chart requests/s before 1700."),
+) -> None:
+    """Serve Kiwoom's REST (token, ka10079/ka10080) and websocket protocol from a seeded market.
+
+    Faults, e.g.: flap:3-5 · silent:8@20/60 · malformed:0.01 (or 0.01,corrupt) ·
+    grow:0B@10x5 · halt:122630@10:00-10:30
+    """
+    from tickguard.sim.faults import FaultSchedule, FaultSpecError
+    from tickguard.sim.kiwoom import KiwoomSimConfig
+    from tickguard.sim.kiwoom_rest import KiwoomRestRules
+    from tickguard.sim.market import MarketConfig
+    from tickguard.sim.universe import profiles_for
+
+    try:
+        faults = FaultSchedule.parse(fault or [], seed=seed)
+    except FaultSpecError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fault") from None
+    market = MarketConfig(day=_day(day), symbols=profiles_for(_symbols(symbols)), seed=seed)
+    config = KiwoomSimConfig(
+        market=market, host=host, ws_port=port, rest_port=rest_port, speed=speed,
+        start_at=_start(start), faults=faults, truth_dir=truth_dir, ping_interval_s=ping_s,
+        rest=KiwoomRestRules(page_size=page_size, rate_per_s=rate),
+    )  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_kiwoom(config))
+
+
+async def _serve_kiwoom(config: object) -> None:
+    from tickguard.sim.kiwoom import KiwoomSimConfig, KiwoomSimulator
+
+    assert isinstance(config, KiwoomSimConfig)
+    async with KiwoomSimulator(config) as sim:
         typer.echo(f"REST {sim.rest_url}")
         typer.echo(f"WS   {sim.ws_url}")
         typer.echo(f"truth {sim.truth_dir}")
