@@ -52,6 +52,7 @@ from tickguard.cli import bench as _bench  # noqa: E402, F401
 from tickguard.cli import collect as _collect  # noqa: E402, F401
 from tickguard.cli import db as _db  # noqa: E402, F401
 from tickguard.cli import decode as _decode  # noqa: E402, F401
+from tickguard.cli import drill as _drill  # noqa: E402, F401
 from tickguard.cli import persist as _persist  # noqa: E402, F401
 from tickguard.cli import replay as _replay  # noqa: E402, F401
 from tickguard.cli import sim as _sim  # noqa: E402, F401
