@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import defaultdict
 from datetime import UTC, datetime
 
+import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from tickguard.bench.parse import BENCH_DAY, python_kis_parser, realistic_h0stcnt0_frames
+from tickguard.bench.parse import (
+    BENCH_DAY,
+    python_kis_parser,
+    realistic_h0stcnt0_frames,
+    run_parse_bench,
+)
 from tickguard.brokers.kis.codec import KisSession
 from tickguard.cli import app
-from tickguard.models import Trade
+from tickguard.models import Broker, Trade
 
 
 def test_feed_is_realistic_and_fully_decodable() -> None:
@@ -51,3 +58,13 @@ def test_bench_command_prints_one_json_object() -> None:
 def test_bench_for_a_broker_without_a_feed_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["bench", "parse", "--broker", "kiwoom"])
     assert result.exit_code == 2
+
+
+def test_missing_python_kis_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("pykis", "pykis.api.websocket.price", "pykis.responses.websocket"):
+        monkeypatch.setitem(sys.modules, name, None)  # what an absent package looks like
+    result = run_parse_bench(Broker.KIS, records=300, repeat=1)
+    report = result.as_json()
+    assert report["python_kis_records_per_s"] is None and report["ratio"] is None
+    assert "pykis" in str(report["python_kis_unavailable"])
+    assert report["records"] == 300 and report["records_per_s"] > 0
