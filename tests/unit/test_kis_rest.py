@@ -150,3 +150,36 @@ async def test_missing_approval_key_is_an_auth_error() -> None:
     async with _client(lambda _: httpx.Response(200, json={})) as http:
         with pytest.raises(AuthError, match="approval_key"):
             await KisRestClient(http, KisSettings(rest_url=BASE)).issue_approval_key(APP)
+
+
+async def test_against_the_simulators_rest_server_on_loopback() -> None:
+    """The real HTTP path: uvicorn on an ephemeral port, KIS's token rules, our client."""
+    from tickguard.sim.kis_rest import KisAuthority, RestServer, TokenRules, rest_app
+
+    clock = [1_700_000_000.0]
+    authority = KisAuthority(
+        {"APPKEY-1": SecretStr("SECRET-1")}, TokenRules(), now=lambda: clock[0]
+    )
+    server = RestServer(rest_app(authority), "127.0.0.1", 0)
+    await server.start()
+    try:
+        settings = KisSettings(rest_url=f"http://127.0.0.1:{server.port}")
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            client = KisRestClient(http, settings)
+            first = await client.issue_token(APP)
+            assert first.expires_at.utcoffset() is not None
+            assert first.expires_at.timestamp() == clock[0] + 86_400
+            with pytest.raises(RateLimitedError, match="EGW00133"):
+                await client.issue_token(APP)  # again within a minute
+            clock[0] += 120
+            again = await client.issue_token(APP)  # within 6 h: the same token
+            assert again.access_token.get_secret_value() == first.access_token.get_secret_value()
+            approval = await client.issue_approval_key(APP)
+            assert authority.app_key_for(approval.get_secret_value()) == "APPKEY-1"
+            wrong = AppCredential(
+                name="x", app_key=SecretStr("APPKEY-1"), app_secret=SecretStr("no")
+            )
+            with pytest.raises(AuthError, match="EGW00103"):
+                await client.issue_approval_key(wrong)
+    finally:
+        await server.stop()
