@@ -52,6 +52,15 @@ PARTITIONED_TABLES = ("trades", "book_snapshots")
 """Tables partitioned by trading_day (or hypertables where TimescaleDB exists)."""
 
 
+CODE = Text(collation="C")
+"""Broker names and symbol codes: ASCII identifiers compared bytewise. The "C" collation
+makes every key comparison in the large tables' indexes a memcmp instead of a strcoll."""
+
+
+def _code(name: str) -> Column[str]:
+    return Column(name, CODE, nullable=False)
+
+
 def _ts(name: str, *, nullable: bool = False, now: bool = False) -> Column[datetime]:
     """A timestamptz column; ``now`` gives it a server-side default of now()."""
     default = text("now()") if now else None
@@ -61,8 +70,8 @@ def _ts(name: str, *, nullable: bool = False, now: bool = False) -> Column[datet
 trades = Table(
     "trades",
     metadata,
-    Column("broker", Text, nullable=False),
-    Column("symbol", Text, nullable=False),
+    _code("broker"),
+    _code("symbol"),
     Column("trading_day", Date, nullable=False),
     _ts("ts"),
     Column("price", BigInteger, nullable=False),
@@ -82,8 +91,8 @@ trades = Table(
 book_snapshots = Table(
     "book_snapshots",
     metadata,
-    Column("broker", Text, nullable=False),
-    Column("symbol", Text, nullable=False),
+    _code("broker"),
+    _code("symbol"),
     Column("trading_day", Date, nullable=False),
     _ts("ts"),
     _ts("received_at"),
@@ -103,8 +112,8 @@ book_snapshots = Table(
 minute_bars = Table(
     "minute_bars",
     metadata,
-    Column("broker", Text, nullable=False),
-    Column("symbol", Text, nullable=False),
+    _code("broker"),
+    _code("symbol"),
     Column("trading_day", Date, nullable=False),
     _ts("minute"),
     Column("open", BigInteger, nullable=False),
@@ -123,8 +132,8 @@ gaps = Table(
     "gaps",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("broker", Text, nullable=False),
-    Column("symbol", Text, nullable=False),
+    _code("broker"),
+    _code("symbol"),
     Column("kind", Text, nullable=False),
     _ts("start"),
     _ts("end", nullable=True),
@@ -145,7 +154,7 @@ collector_runs = Table(
     "collector_runs",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("broker", Text, nullable=False),
+    _code("broker"),
     Column("shard", Text, nullable=False),
     _ts("started_at", now=True),
     _ts("ended_at", nullable=True),
@@ -166,7 +175,7 @@ quarantine = Table(
     "quarantine",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("broker", Text, nullable=False),
+    _code("broker"),
     _ts("received_at"),
     Column("reason", Text, nullable=False),
     Column("detail", Text, nullable=False, server_default=""),
