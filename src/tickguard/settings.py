@@ -8,6 +8,7 @@ joined by ``__``, e.g. ``TICKGUARD_KIS__REST_URL``) or from a ``.env`` file. Sec
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -112,6 +113,27 @@ class StackSettings(BaseModel):
     pg_system_user: str = "nobody"
 
 
+class OrchestrationSettings(BaseModel):
+    """Prefect supervision of the long-running collectors (see tickguard.orchestration)."""
+
+    heartbeat_s: int = Field(default=30, ge=30)
+    """PREFECT_FLOWS_HEARTBEAT_FREQUENCY for flow runs; Prefect's minimum is 30."""
+    liveness_interval_s: float = Field(default=15.0, gt=0)
+    """How often a collector emits its data-plane liveness event."""
+    restart_max: int = Field(default=3, ge=0)
+    """At most this many restarts of a collector deployment within ``restart_window_min``."""
+    restart_window_min: float = Field(default=30.0, gt=0)
+    restart_delay_base_s: float = Field(default=5.0, ge=0)
+    """Delay before the n-th restart collects: base * 2**(n-1), capped."""
+    restart_delay_cap_s: float = Field(default=120.0, ge=0)
+    session_end_override: datetime | None = None
+    """Simulated markets and demos: ignore the XKRX calendar and collect until this instant."""
+    persist_drain_min: float = Field(default=15.0, ge=0)
+    """persist keeps running this long after the session's close to drain the stream."""
+    server_port: int = Field(default=4200, ge=1, le=65535)
+    """Port of the Prefect server ``tickguard up`` starts when PREFECT_API_URL is unset."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -136,6 +158,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
 
     @field_validator("data_dir")
     @classmethod
