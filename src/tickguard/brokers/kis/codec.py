@@ -39,8 +39,7 @@ class KisSession:
     def __init__(self, approval_key: SecretStr, trading_day: date, custtype: str = "P") -> None:
         self._approval_key = approval_key
         self._custtype = custtype
-        self.trading_day = trading_day
-        """Day of frames that carry only a time (H0STASP0)."""
+        self._trading_day = trading_day
         self.frames = 0
         """Frames received."""
         self.events = 0
@@ -55,6 +54,11 @@ class KisSession:
             wire.TR_TRADES: partial(parse_h0stcnt0_record, times),
             wire.TR_BOOK: partial(parse_h0stasp0_record, times, trading_day),
         }
+
+    @property
+    def trading_day(self) -> date:
+        """Day of frames that carry only a time (H0STASP0); fixed for the connection."""
+        return self._trading_day
 
     def __repr__(self) -> str:
         return f"KisSession(trading_day={self.trading_day}, approval_key=<hidden>)"
