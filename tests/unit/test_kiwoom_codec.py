@@ -217,3 +217,21 @@ def test_receive_never_raises(raw: str | bytes) -> None:
     out = session().receive(raw, NOW)
     assert all(q.reason and q.reason != "internal_error" for q in out.quarantined), out.quarantined
     assert all(e.price >= 0 for e in out.events if isinstance(e, Trade))
+
+
+def test_bench_feed_is_multi_entry_and_decodes_without_gaps() -> None:
+    from tickguard.sim.kiwoom_frames import realistic_trade_messages
+
+    messages = realistic_trade_messages(3_000, seed=3)
+    assert messages == realistic_trade_messages(3_000, seed=3)  # seeded
+    s = KiwoomSession("", date(2026, 6, 12))
+    decoded = [s.receive(m, NOW) for m in messages]
+    assert not any(d.quarantined for d in decoded)
+    assert max(len(d.events) for d in decoded) > 1  # sweeps share a message
+    trades = [e for d in decoded for e in d.events]
+    assert len(trades) == 3_000
+    last: dict[str, int] = {}
+    for trade in trades:
+        assert isinstance(trade, Trade)
+        assert trade.cum_volume == last.get(trade.symbol, 0) + trade.qty
+        last[trade.symbol] = trade.cum_volume

@@ -19,7 +19,8 @@ from datetime import date
 from typing import Any
 
 from tickguard.models import BOOK_DEPTH, Side
-from tickguard.sim.market import GenBook, GenTrade, hhmmss
+from tickguard.sim.market import GenBook, GenTrade, Market, MarketConfig, hhmmss
+from tickguard.sim.universe import default_universe
 
 _TRADE_FID_ORDER = (
     "20 10 11 12 27 28 15 13 14 16 17 18 25 26 29 30 31 32 228 311 290 691 567 568 851 1890 "
@@ -220,3 +221,29 @@ def minute_row(bar: Bar) -> dict[str, str]:
         "pred_pre": change(bar.close, ref),
         "pred_pre_sig": sign_code(bar.close, ref),
     }
+
+
+def realistic_trade_messages(records: int, seed: int = 7, symbols: int = 20) -> list[str]:
+    """REAL ``0B`` messages carrying ``records`` trades of the seeded market from the open.
+
+    Trades of the same instant (a sweep, the opening auction) share one message, up to 20
+    entries, as the simulator sends them; the rest travel one per message. The parse bench's
+    Kiwoom workload (``tickguard bench parse --broker kiwoom``).
+    """
+    market = Market(MarketConfig(date(2026, 6, 12), default_universe(symbols), seed=seed))
+    messages: list[str] = []
+    batch: list[GenTrade] = []
+    made = 0
+    for event in market.events(start_t=9 * 3600):
+        if made == records:
+            break
+        if not isinstance(event, GenTrade):
+            continue
+        if batch and (event.t != batch[0].t or len(batch) == 20):
+            messages.append(real_message([trade_entry(t) for t in batch]))
+            batch = []
+        batch.append(event)
+        made += 1
+    if batch:
+        messages.append(real_message([trade_entry(t) for t in batch]))
+    return messages

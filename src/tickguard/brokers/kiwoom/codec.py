@@ -35,6 +35,7 @@ _SYSTEM_KINDS = {
     wire.SYS_NO_HEARTBEAT: ControlKind.SERVER_CLOSING,
     wire.SYS_NO_LOGIN: ControlKind.SERVER_CLOSING,
 }
+_MAX_KNOWN_ITEMS = 10_000
 _MAX_IGNORED_KEYS = 64
 """Distinct unknown REAL types remembered by name; the rest are counted under ``"*"``."""
 
@@ -61,7 +62,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 class KiwoomSession:
     """Protocol state of one Kiwoom websocket connection (implements ``BrokerSession``)."""
 
-    __slots__ = ("_day", "_grp_no", "_times", "_token", "ignored_types", "logged_in")
+    __slots__ = ("_day", "_grp_no", "_items", "_times", "_token", "ignored_types", "logged_in")
 
     def __init__(self, token: str, trading_day: date, grp_no: str = "1") -> None:
         self._token = token
@@ -70,6 +71,8 @@ class KiwoomSession:
         self._times = wire.TimeCache(trading_day)
         self.logged_in = False
         self.ignored_types: dict[str, int] = {}
+        self._items: set[str] = set()
+        """Item codes already validated (bounded by ``_MAX_KNOWN_ITEMS``)."""
 
     def __repr__(self) -> str:  # never show the token
         return f"KiwoomSession(trading_day={self._day.isoformat()}, logged_in={self.logged_in})"
@@ -179,10 +182,19 @@ class KiwoomSession:
         if parser is None:
             self._ignore(rtype)
             return None
-        item, values = wire.check_item(entry.get("item")), entry.get("values")
+        item, values = entry.get("item"), entry.get("values")
+        if item.__class__ is not str or item not in self._items:
+            item = self._known(item)
         if not isinstance(values, dict):
             raise DecodeError("bad_entry", "values missing or not an object")
         return parser(item, values, self._times, received_at)
+
+    def _known(self, item: object) -> str:
+        """Validate an item code once per session; the set stops growing at its cap."""
+        code = wire.check_item(item)
+        if len(self._items) < _MAX_KNOWN_ITEMS:
+            self._items.add(code)
+        return code
 
     def _ignore(self, rtype: object) -> None:
         key = rtype if isinstance(rtype, str) else repr(rtype)
