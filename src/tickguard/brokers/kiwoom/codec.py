@@ -117,7 +117,7 @@ class KiwoomSession:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise DecodeError("bad_encoding", str(exc)) from None
-        if raw.strip() == wire.PING:  # the official client also echoes a bare PING
+        if len(raw) < 16 and raw.strip() == wire.PING:  # the official client echoes a bare PING too
             self._ping(raw, out)
             return
         try:
