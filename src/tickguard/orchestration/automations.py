@@ -1,0 +1,92 @@
+"""Automation definitions as files, applied by name: ``tickguard automations apply``.
+
+``deployments/automations/*.yaml`` (or ``.json``) hold one automation each, in Prefect's
+own schema (``AutomationCore``: name, description, trigger, actions). Every file must
+validate — an invalid one stops the command with its path, nothing is half-applied — and
+names must be unique. Apply is idempotent: an automation with the same name is updated
+in place (duplicates by name are removed), a missing one is created, and running it twice
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]
+
+from tickguard.errors import SettingsError
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    name: str
+    action: str
+    """created | updated | unchanged"""
+
+
+def load_definitions(directory: Path) -> list[Any]:
+    """Every automation under ``directory``, validated (SettingsError names a bad file)."""
+    from prefect.events.schemas.automations import AutomationCore
+    from pydantic import ValidationError
+
+    files = sorted(p for p in directory.iterdir() if p.suffix in SUFFIXES)
+    if not files:
+        raise SettingsError(f"no automation definitions in {directory}")
+    found: list[Any] = []
+    for path in files:
+        raw = path.read_text("utf-8")
+        data = json.loads(raw) if path.suffix == ".json" else yaml.safe_load(raw)
+        try:
+            found.append(AutomationCore.model_validate(data))
+        except ValidationError as exc:
+            raise SettingsError(f"{path}: invalid automation: {exc}") from None
+    names = [a.name for a in found]
+    if len(set(names)) != len(names):
+        raise SettingsError(f"automation names must be unique in {directory}: {names}")
+    return found
+
+
+def _comparable(automation: Any) -> dict[str, Any]:
+    fields = {"name", "description", "enabled", "trigger", "actions", "actions_on_trigger",
+              "actions_on_resolve"}  # fmt: skip
+    data: dict[str, Any] = automation.model_dump(mode="json", include=fields)
+    return data
+
+
+async def apply(client: Any, definitions: list[Any]) -> list[Applied]:
+    """Create or update each definition by name."""
+    results: list[Applied] = []
+    for wanted in definitions:
+        existing = await client.read_automations_by_name(wanted.name)
+        if not existing:
+            await client.create_automation(wanted)
+            results.append(Applied(wanted.name, "created"))
+            continue
+        keep, *extra = existing
+        for duplicate in extra:
+            await client.delete_automation(duplicate.id)
+        if _comparable(keep) == _comparable(wanted) and not extra:
+            results.append(Applied(wanted.name, "unchanged"))
+        else:
+            await client.update_automation(keep.id, wanted)
+            results.append(Applied(wanted.name, "updated"))
+    for item in results:
+        log.info("automation %r %s", item.name, item.action)
+    return results
+
+
+async def apply_directory(directory: Path) -> list[Applied]:
+    """Load and apply against the configured Prefect API (PREFECT_API_URL)."""
+    from prefect.client.orchestration import get_client
+
+    definitions = load_definitions(directory)
+    async with get_client() as client:
+        return await apply(client, definitions)
