@@ -75,13 +75,16 @@ def test_multi_entry_real_with_10_level_books_and_unknown_type() -> None:
 def test_one_bad_entry_is_quarantined_alone() -> None:
     good = json.loads(fixture("real_0b_example.json"))["data"][0]
     bad_time = {**good, "values": {**good["values"], "20": "256100"}}
+    odd_digits = {**good, "values": {**good["values"], "20": "16²208"}}
     bad_price = {**good, "values": {**good["values"], "10": "abc"}}
     no_item = {k: v for k, v in good.items() if k != "item"}
-    frame = json.dumps({"trnm": "REAL", "data": [good, bad_time, bad_price, no_item, 7]})
+    frame = json.dumps(
+        {"trnm": "REAL", "data": [good, bad_time, bad_price, no_item, 7, odd_digits]}
+    )
     out = session().receive(frame, NOW)
     assert len(out.events) == 1
     reasons = [q.reason for q in out.quarantined]
-    assert reasons == ["bad_time", "bad_field", "bad_symbol", "bad_entry"]
+    assert reasons == ["bad_time", "bad_field", "bad_symbol", "bad_entry", "bad_time"]
     assert json.loads(out.quarantined[0].raw)["values"]["20"] == "256100"
 
 
@@ -187,7 +190,12 @@ json_values = st.recursive(
 )
 fid_values = st.dictionaries(
     st.sampled_from(["10", "13", "15", "20", "21", "41", "51", "61", "71", "121", "125", "x"]),
-    st.one_of(st.text(max_size=8), st.integers().map(str), st.none()),
+    st.one_of(
+        st.text(max_size=8),
+        st.integers().map(str),
+        st.none(),
+        st.sampled_from(["16²208", "١٢٣٤٥٦", "+1_000", " 12 ", "-0", "", "999999"]),
+    ),
 )
 entries = st.fixed_dictionaries(
     {

@@ -79,7 +79,7 @@ def _int(values: Mapping[str, object], fid: str) -> int:
 
 def parse_hhmmss(raw: object, trading_day: date) -> datetime:
     """``HHMMSS`` on ``trading_day`` in Asia/Seoul."""
-    if not isinstance(raw, str) or len(raw) != 6 or not raw.isdigit():
+    if not isinstance(raw, str) or len(raw) != 6 or not (raw.isascii() and raw.isdigit()):
         raise DecodeError("bad_time", f"expected HHMMSS, got {raw!r}")
     hour, minute, second = int(raw[:2]), int(raw[2:4]), int(raw[4:])
     if hour > 23 or minute > 59 or second > 59:
