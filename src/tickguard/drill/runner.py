@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,8 @@ async def run_drill(
             thread = threading.Thread(target=persist.run, name="drill-persist", daemon=True)
             thread.start()
             try:
-                collector, rss = await _collect(settings, opts)
+                stop_at = time.time() + opts.minutes * 60 / opts.speed
+                collector, rss = await _collect(settings, opts, stop_at)
             finally:
                 sim_counters = sim.counters.as_dict()
         try:
@@ -158,14 +159,16 @@ async def run_drill(
         symbols = default_symbols(opts.symbols)
         subs = {(s, c.value) for s in symbols for c in DEFAULT_CHANNELS}
         judged = await asyncio.to_thread(
-            judge, TruthReader(truth_dir), res.database_url, opts.broker.value, subs
+            judge, TruthReader(truth_dir), res.database_url, opts.broker.value, subs, stop_at
         )
     return _report(
         opts, judged, collector, sim_counters, rss, persist, caught_up, time.monotonic() - started
     )
 
 
-async def _collect(settings: Settings, opts: DrillOptions) -> tuple[CollectorReport, RssSampler]:
+async def _collect(
+    settings: Settings, opts: DrillOptions, stop_epoch: float
+) -> tuple[CollectorReport, RssSampler]:
     rss = RssSampler()
     rss.sample()
     sampler: list[asyncio.Task[None]] = []
@@ -175,7 +178,7 @@ async def _collect(settings: Settings, opts: DrillOptions) -> tuple[CollectorRep
 
     url = settings.redis_url.get_secret_value() if settings.redis_url else ""
     lock = redis_client(url, 2.0)
-    stop_at = datetime.now(UTC) + timedelta(seconds=opts.minutes * 60 / opts.speed)
+    stop_at = datetime.fromtimestamp(stop_epoch, UTC)
     try:
         async with RedisStreamSink.from_settings(settings, url, name="drill") as sink:
             report = await run_collector(
