@@ -86,3 +86,15 @@ def test_ack_with_a_malformed_key_still_acks() -> None:
     assert [q.reason for q in out.quarantined] == ["bad_key"]
     with pytest.raises(DecodeError):
         AesKey.from_ack("short", IV)
+
+
+def test_keys_are_kept_per_subscription_and_each_one_decrypts() -> None:
+    """Acks for two symbols of one TR with different keys: frames under either decode."""
+    session = KisSession(SecretStr("k"), date(2023, 6, 12))
+    other_key, other_iv = "Q" * 32, "R" * 16
+    session.receive(_ack(), NOW)
+    session.receive(_ack(key=other_key, iv=other_iv).replace("005930", "000660"), NOW)
+    for key, iv in ((KEY, IV), (other_key, other_iv)):
+        frame = "1|H0STCNT0|001|" + encrypt_payload(_payload(), AesKey.from_ack(key, iv))
+        out = session.receive(frame, NOW)
+        assert out.quarantined == [] and len(out.events) == 1

@@ -47,7 +47,8 @@ class KisSession:
         self.counters: Counter[str] = Counter()
         """``quarantined.<reason>`` → frames or records quarantined for that reason."""
         self._times = KstTimes()
-        self._keys: dict[str, AesKey] = {}
+        self._keys: dict[str, dict[AesKey, None]] = {}
+        """tr_id → the distinct keys its acks carried, newest last (an ordered set)."""
         self._requested: dict[tuple[str, str], bool] = {}
         times = self._times
         self._parsers: dict[str, RecordParser] = {
@@ -155,10 +156,22 @@ class KisSession:
         self._quarantine(out, f"0|{tr_id}|001|{'^'.join(record)}", reason, detail)
 
     def _decrypt(self, tr_id: str, payload: str) -> str:
-        aes = self._keys.get(tr_id)
-        if aes is None:
+        """An encrypted frame names only its TR, so try that TR's keys, newest first."""
+        keys = self._keys.get(tr_id)
+        if not keys:
             raise DecodeError("no_key", f"encrypted {tr_id} frame before any ack with iv/key")
-        return decrypt_payload(payload, aes)
+        failure = DecodeError("decrypt_failed")
+        for aes in reversed(keys):
+            try:
+                return decrypt_payload(payload, aes)
+            except DecodeError as exc:
+                failure = exc
+        raise failure
+
+    def _remember_key(self, tr_id: str, aes: AesKey) -> None:
+        keys = self._keys.setdefault(tr_id, {})
+        keys.pop(aes, None)
+        keys[aes] = None
 
     def _control(self, text: str, out: Decoded) -> None:
         frame = parse_control_frame(text)
@@ -168,7 +181,7 @@ class KisSession:
             return
         if frame.iv and frame.key:
             try:
-                self._keys[frame.tr_id] = AesKey.from_ack(frame.key, frame.iv)
+                self._remember_key(frame.tr_id, AesKey.from_ack(frame.key, frame.iv))
             except DecodeError as exc:  # keep the ack; only the key is unusable
                 self._quarantine(out, text, exc.reason, exc.detail)
         requested = self._requested.pop((frame.tr_id, frame.tr_key), None)
