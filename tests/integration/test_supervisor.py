@@ -460,3 +460,22 @@ async def test_two_holders_of_one_app_key_never_run_two_sessions(
             assert not [k async for k in client.scan_iter(match=f"{stream_prefix}:keylock:*")]
     finally:
         await client.aclose()
+
+
+async def test_a_lost_key_lock_ends_the_session_instead_of_fighting(
+    redis_url: str, stream_prefix: str
+) -> None:
+    from tickguard.stream.keylock import lock_name
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        guard = KeyGuard(client, stream_prefix, ttl_s=1.0)
+        async with toy_broker() as broker, supervised(broker, make_settings(), guard=guard) as run:
+            await eventually(data_flowing(run))
+            await client.set(lock_name(stream_prefix, Broker.KIS, cred("a")), "other", px=10_000)
+            await asyncio.wait_for(run.task, 5)
+        assert run.stats.gave_up.startswith("key lost")
+        assert broker.connections == 1
+        assert not broker.live  # our socket is closed
+    finally:
+        await client.aclose()
