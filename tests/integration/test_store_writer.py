@@ -237,3 +237,14 @@ def test_row_of_a_day_without_partition_is_kept(
     result = writer.write(Batch(trades=[trade(1, trading_day=far)]))
     assert result.trades_inserted == 1
     assert count(conn, "trades_default") == 1
+
+
+def test_staging_is_emptied_and_truncated_as_rows_pass(writer: PostgresWriter) -> None:
+    per_call = 12_000  # two calls pass TRUNCATE_EVERY_ROWS, the third call truncates first
+    for call in range(3):
+        batch = Batch(trades=[trade(n) for n in range(call * per_call, (call + 1) * per_call)])
+        assert writer.write(batch).trades_inserted == per_call
+        staged = writer.conn.execute("SELECT count(*) FROM _tg_stage_trades").fetchone()
+        assert staged == (0,)
+    again = writer.write(Batch(trades=[trade(n) for n in range(0, 3 * per_call, 7)]))
+    assert (again.trades_inserted, again.trades_duplicates) == (0, len(range(0, 3 * per_call, 7)))

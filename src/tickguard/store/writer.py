@@ -1,7 +1,8 @@
 """The idempotent PostgreSQL writer: one batch, one transaction, nothing lost.
 
 Each kind is COPYed (binary) into a temporary staging table, then moved with
-``INSERT … SELECT … ON CONFLICT DO NOTHING`` into its table. A row whose natural key is
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` into its table, and the staging rows are
+deleted in the same transaction. A row whose natural key is
 already stored is counted as a duplicate and the rest of the batch is stored: the opposite
 of cryptofeed's writer, where one repeated row silently discards the whole batch. Storing a
 batch twice therefore changes nothing and says so in :class:`WriteResult`.
@@ -10,6 +11,12 @@ Gaps are few (one per dropped connection) and a batch may report the same gap tw
 then closed), which one ``INSERT … ON CONFLICT DO UPDATE`` statement cannot touch twice, so
 they are upserted one statement per gap, in order, in the same transaction: the end time
 fills in, causes and details merge, and a resolved status never falls back to ``open``.
+
+Staging tables are created once per connection. They are not ``ON COMMIT DELETE ROWS``:
+measured here, each such table costs a file truncation at every commit (~3 ms on this
+machine, four tables ≈ 10 ms per batch). A ``DELETE`` of the just-moved rows costs almost
+nothing; the dead tuples it leaves (autovacuum never visits temp tables) are cleared by a
+``TRUNCATE`` once ``TRUNCATE_EVERY_ROWS`` rows have passed through a staging table.
 
 Usage (persist): ``PostgresWriter.connect(url)`` or an autocommit ``psycopg.Connection``,
 then ``write(batch)`` and acknowledge the stream entry once it returns (it has committed).
@@ -59,7 +66,7 @@ class _Kind:
             sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
             for c, t in zip(self.columns, self.types, strict=True)
         )
-        return sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+        return sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({})").format(
             sql.Identifier(self.staging), cols
         )
 
@@ -73,6 +80,12 @@ class _Kind:
             sql.Identifier(self.table), self._cols(), self._cols(), sql.Identifier(self.staging)
         )
 
+    def clear(self) -> sql.Composed:
+        return sql.SQL("DELETE FROM {}").format(sql.Identifier(self.staging))
+
+    def truncate(self) -> sql.Composed:
+        return sql.SQL("TRUNCATE {}").format(sql.Identifier(self.staging))
+
     def _cols(self) -> sql.Composable:
         return sql.SQL(", ").join(map(sql.Identifier, self.columns))
 
@@ -84,6 +97,8 @@ QUARANTINE = _Kind(
     "quarantine", "_tg_stage_quarantine", rows.QUARANTINE_COLUMNS, rows.QUARANTINE_TYPES
 )
 KINDS = (TRADES, BOOKS, BARS, QUARANTINE)
+TRUNCATE_EVERY_ROWS = 20_000
+"""Rows through one staging table between two TRUNCATEs (bounds its dead-tuple bloat)."""
 
 REFUSED = (psycopg.DataError, psycopg.IntegrityError, OverflowError, ValueError, struct.error)
 """Errors of the data itself: retrying the same batch cannot help (connection errors can)."""
@@ -147,6 +162,7 @@ class PostgresWriter:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self._staged = False
+        self._since_truncate = dict.fromkeys(KINDS, 0)
 
     @classmethod
     def connect(cls, url: str) -> PostgresWriter:
@@ -206,9 +222,8 @@ class PostgresWriter:
     def _transaction(self) -> AbstractContextManager[psycopg.Transaction]:
         """Create the staging tables (once), then open this call's transaction.
 
-        Inside a caller's transaction, tables created now vanish if the caller rolls back,
-        and the staging tables may still hold an earlier call's rows (ON COMMIT DELETE ROWS
-        has not fired): so they are (re)created if missing and emptied, every call.
+        Tables created inside a caller's transaction vanish if the caller rolls back, so
+        they count as created only when the connection was idle.
         """
         idle = self.conn.info.transaction_status == TransactionStatus.IDLE
         if not self._staged:
@@ -216,9 +231,6 @@ class PostgresWriter:
                 for kind in KINDS:
                     self.conn.execute(kind.create_staging())
             self._staged = idle
-        if not idle:
-            names = sql.SQL(", ").join(sql.Identifier(k.staging) for k in KINDS)
-            self.conn.execute(sql.SQL("TRUNCATE {}").format(names))
         return self.conn.transaction()
 
     def _move(self, kind: _Kind, source: Iterator[tuple[Any, ...]], count: int) -> tuple[int, int]:
@@ -226,6 +238,9 @@ class PostgresWriter:
         if count == 0:
             return 0, 0
         with self.conn.cursor() as cur:
+            if self._since_truncate[kind] >= TRUNCATE_EVERY_ROWS:
+                cur.execute(kind.truncate())
+                self._since_truncate[kind] = 0
             with cur.copy(kind.copy()) as copy:
                 copy.set_types(list(kind.types))
                 write_row = copy.write_row
@@ -233,6 +248,8 @@ class PostgresWriter:
                     write_row(row)
             cur.execute(kind.insert())
             inserted = cur.rowcount
+            cur.execute(kind.clear())
+        self._since_truncate[kind] += count
         return inserted, count - inserted
 
     def _upsert_gaps(self, gaps: list[Gap]) -> tuple[int, int]:
