@@ -48,6 +48,7 @@ def main() -> None:
 
 
 # Sub-commands register themselves on ``app`` when imported (one line each).
+from tickguard.cli import automations as _automations  # noqa: E402, F401
 from tickguard.cli import bench as _bench  # noqa: E402, F401
 from tickguard.cli import collect as _collect  # noqa: E402, F401
 from tickguard.cli import db as _db  # noqa: E402, F401
@@ -57,3 +58,4 @@ from tickguard.cli import persist as _persist  # noqa: E402, F401
 from tickguard.cli import replay as _replay  # noqa: E402, F401
 from tickguard.cli import sim as _sim  # noqa: E402, F401
 from tickguard.cli import stack as _stack  # noqa: E402, F401
+from tickguard.cli import up as _up  # noqa: E402, F401
