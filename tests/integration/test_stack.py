@@ -246,16 +246,24 @@ def test_concurrent_starts_share_one_server(embedded: Settings) -> None:
     env = cli_env(embedded)
     cli = Path(sys.executable).with_name("tickguard")
     procs = [
-        subprocess.Popen([cli, "stack", "up"], env=env, stdout=subprocess.DEVNULL) for _ in range(2)
+        subprocess.Popen(
+            [cli, "stack", "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
     ]
-    assert [p.wait(timeout=90) for p in procs] == [0, 0]
+    outcomes = [(p.wait(timeout=90), p.communicate()[1].decode()) for p in procs]
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
     status = stack_status(embedded)
-    postmasters = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if str(status.postgres.data_path) in " ".join(p.info["cmdline"] or [])
-    ]
-    assert status.postgres.running and len(postmasters) == 1
+    data = str(status.postgres.data_path)
+    # A freshly forked child shows its parent's command line until it renames itself,
+    # so count only the processes whose parent is not one of them: the postmasters.
+    procs_on_data = {
+        p.pid: p.info["ppid"]
+        for p in psutil.process_iter(["cmdline", "ppid"])
+        if f"-D {data}/data " in " ".join(p.info["cmdline"] or [])
+    }
+    postmasters = {pid for pid, ppid in procs_on_data.items() if ppid not in procs_on_data}
+    assert status.postgres.running and postmasters == {status.postgres.pid}
 
 
 @pytest.mark.skipif(

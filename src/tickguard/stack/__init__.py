@@ -86,13 +86,12 @@ class StackStatus:
 
 def _postgres(settings: Settings) -> EmbeddedPostgres:
     cfg = settings.stack
-    return EmbeddedPostgres(
-        settings.data_dir, cfg, choose_privilege(cfg.pg_privilege, cfg.pg_system_user)
-    )
+    privilege = choose_privilege(cfg.pg_privilege, cfg.pg_system_user)
+    return EmbeddedPostgres(settings.data_dir.absolute(), cfg, privilege)
 
 
 def _valkey(settings: Settings) -> EmbeddedValkey:
-    return EmbeddedValkey(settings.data_dir, settings.stack)
+    return EmbeddedValkey(settings.data_dir.absolute(), settings.stack)
 
 
 @contextmanager

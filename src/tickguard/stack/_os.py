@@ -128,15 +128,28 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def secret_file(path: Path) -> str:
-    """Read a generated secret, creating it (mode 0600) the first time."""
-    try:
-        return path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        value = secrets.token_urlsafe(24)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Read a generated secret, creating it (mode 0600) the first time.
+
+    The file appears complete or not at all (written aside, then hard-linked into place),
+    and when two processes race the first one's secret wins for both.
+    """
+    if not path.exists():
+        scratch = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(value + "\n")
-        return value
+            handle.write(secrets.token_urlsafe(24) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            pass
+        finally:
+            scratch.unlink()
+    value = path.read_text(encoding="ascii").strip()
+    if not value:
+        raise StackError(f"{path} is empty; delete it and the server's data to start afresh")
+    return value
 
 
 def run(argv: list[str], timeout: float, what: str) -> None:

@@ -156,6 +156,7 @@ class EmbeddedPostgres:
         if pid is not None:
             if not wait_until(self._ready, self.cfg.start_timeout_s, 0.2):
                 raise StackError(f"embedded PostgreSQL pid {pid} does not answer; see {self.log}")
+            self._bootstrap(set_password=False)
             logger.info("reusing embedded PostgreSQL pid=%d", pid)
             return pid
         self._await_orphans()
@@ -167,7 +168,7 @@ class EmbeddedPostgres:
             )
         self._initdb_once()
         self._start()
-        self._bootstrap()
+        self._bootstrap(set_password=True)
         pid = self.pid()
         if pid is None:
             raise StackError(f"embedded PostgreSQL exited right after start; see {self.log}")
@@ -267,18 +268,26 @@ class EmbeddedPostgres:
         except OSError:
             return "(no log)"
 
-    def _bootstrap(self) -> None:
-        """Create the application role and database once; (re)set the role's password."""
+    def _bootstrap(self, set_password: bool) -> None:
+        """Create the application role and database if missing; set the role's password.
+
+        Runs after every start (the password file is the truth, so it is re-applied) and,
+        without touching the password, on reuse: a start interrupted before this step
+        must not leave a server whose URL points at a database that does not exist.
+        """
         password = secret_file(self.root / "password")
         try:
             with psycopg.connect(self._admin_conninfo(), autocommit=True) as conn:
                 known = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,))
-                verb = sql.SQL("ALTER" if known.fetchone() else "CREATE")
-                conn.execute(
-                    sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
-                        verb, sql.Identifier(ROLE), sql.Literal(password)
+                exists = known.fetchone() is not None
+                if set_password or not exists:
+                    conn.execute(
+                        sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+                            sql.SQL("ALTER" if exists else "CREATE"),
+                            sql.Identifier(ROLE),
+                            sql.Literal(password),
+                        )
                     )
-                )
                 found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
                 if found.fetchone() is None:
                     conn.execute(
