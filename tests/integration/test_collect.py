@@ -142,3 +142,45 @@ def test_replay_cli_counts_a_recording(tmp_path: Path) -> None:
     assert f'"frames_received": {len(lines)}' in result.output
     missing = CliRunner().invoke(app, ["replay", str(tmp_path / "nope")])
     assert missing.exit_code == 2
+
+
+async def test_collect_cli_runs_into_redis_until_ctrl_c(
+    sim: KisSimulator, settings_env: Path, redis_url: str, stream_prefix: str
+) -> None:
+    import json
+    import os
+    import signal
+    import sys
+
+    import redis.asyncio as aioredis
+
+    env = {
+        **os.environ,
+        "TICKGUARD_KIS__REST_URL": sim.rest_url,
+        "TICKGUARD_KIS__WS_URL": sim.ws_url,
+        "TICKGUARD_KIS__APPS": json.dumps([{"name": "a", "app_key": "k", "app_secret": "s"}]),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "tickguard"), "collect", "kis",
+        "--symbols", ",".join(default_symbols(3)), "--json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        stream = f"{stream_prefix}:events"
+        deadline = time.monotonic() + 30
+        while not (await client.exists(stream) and await client.xlen(stream) >= 3):
+            assert time.monotonic() < deadline, "no batches reached Redis"
+            assert proc.returncode is None
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        await client.aclose()
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    report = json.loads(out)
+    assert report["totals"]["trades"] > 0 and report["totals"]["subscriptions"] == 6
+    assert b"the-real" not in err and b'"k"' not in out  # no secrets printed
+    assert list((settings_env / "raw").glob("*.tgraw.zst"))  # raw frames were recorded

@@ -96,6 +96,10 @@ def collect(
             f"{t.get('trades', 0)} trades, {t.get('books', 0)} books, {t.get('drops', 0)} drops, "
             f"{t.get('gaps_opened', 0)} gaps, {t.get('quarantined', 0)} quarantined"
         )
+    gave_up = [f"{s['key']}: {s['gave_up']}" for s in report["sessions"] if s["gave_up"]]
+    if gave_up:
+        typer.echo("error: sessions gave up: " + "; ".join(gave_up), err=True)
+        raise typer.Exit(1)
 
 
 async def _collect(
