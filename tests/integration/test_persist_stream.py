@@ -219,7 +219,8 @@ def test_sigkill_between_commit_and_xack_loses_and_duplicates_nothing(
     victim = _persist_process({**env, "TICKGUARD_PERSIST_FAULT": "kill-after-commit:2"}, "c1")
     assert victim.wait(timeout=60) == -signal.SIGKILL
     assert sql(db_url, "SELECT count(*) FROM trades") == 14 * 40  # two reads committed
-    assert pending(rclient, stream_prefix) == 7  # the second read: committed, never acked
+    # the second read (committed, never acked), plus the third if it was already prefetched
+    assert pending(rclient, stream_prefix) in (7, 14)
 
     survivor = _persist_process(env, restart_as)
     try:

@@ -43,3 +43,55 @@ def parse(
         typer.echo(f"python-kis: {result.python_kis_records_per_s:,.0f} records/s")
         typer.echo(f"ratio: {result.ratio:.2f}x")
     typer.echo(f"feed: {result.records} records in {result.frames} frames, best of {result.repeat}")
+
+
+@bench_app.command("ingest")
+def ingest(
+    rows: Annotated[
+        int, typer.Option("--rows", min=1, help="Synthetic trades to stream through persist.")
+    ] = 1_000_000,
+    read_count: Annotated[
+        int | None,
+        typer.Option("--read-count", min=1, help="Entries per XREADGROUP/transaction."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Rows/s through sink → Redis → persist → PostgreSQL, next to a plain COPY of the same rows.
+
+    Runs on a scratch database (tickguard_bench_<hex>, dropped afterwards) on the configured
+    PostgreSQL server and a scratch stream on the configured Redis.
+    """
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # before alembic is imported
+    from tickguard.bench.ingest import run_ingest_bench
+    from tickguard.cli.persist import service_urls
+    from tickguard.errors import TickguardError
+    from tickguard.settings import get_settings
+
+    try:
+        settings = get_settings()
+        db_url, redis_url = service_urls(settings)
+        result = run_ingest_bench(
+            settings, database_url=db_url, redis_url=redis_url, n_rows=rows, read_count=read_count
+        )
+    except TickguardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    typer.echo(
+        f"rows: {result.rows:,} in {result.batches:,} batches (read count {result.read_count})"
+    )
+    typer.echo(
+        f"sink → Redis: {result.sink_rows_per_s:,.0f} rows/s, "
+        f"{result.stream_bytes_per_row:.1f} stream bytes/row"
+    )
+    typer.echo(f"persist: {result.persist_rows_per_s:,.0f} rows/s")
+    typer.echo(f"plain COPY: {result.copy_rows_per_s:,.0f} rows/s")
+    typer.echo(f"ratio (persist / COPY): {result.ratio:.2f}")
+    typer.echo(
+        f"stored: {result.rows_stored:,}, duplicates: {result.duplicates}, "
+        f"quarantined: {result.quarantined}"
+    )

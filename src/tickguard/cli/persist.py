@@ -53,11 +53,11 @@ def persist_cmd(
     ] = None,
 ) -> None:
     """Read the events stream as a consumer group and store it in PostgreSQL (XACK after commit)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # plugin chatter at import
     from tickguard.settings import get_settings
     from tickguard.sinks.persist import Persist, stop_on_signals
     from tickguard.store import migrate
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # plugin chatter at INFO
     try:
         settings = get_settings()
         db_url, redis_url = service_urls(settings)

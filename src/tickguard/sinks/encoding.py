@@ -53,7 +53,7 @@ QUARANTINE_COLUMNS: Final = ("broker", "received_at", "reason", "raw", "detail")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
 _BROKERS: Final = {b.value: b for b in Broker}
-_SIDES: Final = {s.value: s for s in Side}
+_SIDE_OR_NONE: Final[dict[str | None, Side | None]] = {None: None, **{s.value: s for s in Side}}
 _SOURCES: Final = {s.value: s for s in Source}
 _KINDS: Final = {k.value: k for k in GapKind}
 _STATUSES: Final = {s.value: s for s in GapStatus}
@@ -177,29 +177,43 @@ def _rows(part: Any, width: int, build: Callable[..., T]) -> list[T]:
     return [build(*row) for row in zip(*part, strict=True)]
 
 
-def _trade(
-    b: str,
-    sym: str,
-    day: int,
-    ts: int,
-    px: int,
-    q: int,
-    side: str | None,
-    cum: int,
-    recv: int,
-    src: str,
-) -> Trade:
-    return Trade(
-        _BROKERS[b],
-        sym,
-        date.fromordinal(day),
-        _dt(ts),
-        px,
-        q,
-        None if side is None else _SIDES[side],
-        cum,
-        _dt(recv),
-        _SOURCES[src],
+def _columns(part: Any, width: int) -> list[list[Any]] | None:
+    """Check one part's shape: None when empty, else ``width`` equally long lists."""
+    if part == []:
+        return None
+    if not isinstance(part, list) or len(part) != width:
+        raise ValueError(f"expected {width} columns, got {type(part).__name__}")
+    if not all(isinstance(col, list) and len(col) == len(part[0]) for col in part):
+        raise ValueError("columns are not lists of one length")
+    return part
+
+
+def _dts(col: list[int]) -> list[datetime]:
+    epoch, delta = _EPOCH, timedelta
+    return [epoch + delta(microseconds=us) for us in col]
+
+
+def _trades(part: Any) -> list[Trade]:
+    """Column-wise: convert each column in one comprehension, then build rows in C (map)."""
+    cols = _columns(part, len(TRADE_COLUMNS))
+    if cols is None:
+        return []
+    broker, symbol, day, ts, price, qty, side, cum, received, source = cols
+    days = {d: date.fromordinal(d) for d in set(day)}
+    return list(
+        map(
+            Trade,
+            [_BROKERS[b] for b in broker],
+            symbol,
+            [days[d] for d in day],
+            _dts(ts),
+            price,
+            qty,
+            [_SIDE_OR_NONE[x] for x in side],
+            cum,
+            _dts(received),
+            [_SOURCES[x] for x in source],
+        )
     )
 
 
@@ -273,7 +287,7 @@ def decode_batch(data: bytes) -> Batch:
         raise DecodeError("unknown_version", repr(doc[0])[:40])
     try:
         return Batch(
-            trades=_rows(doc[1], len(TRADE_COLUMNS), _trade),
+            trades=_trades(doc[1]),
             books=_rows(doc[2], len(BOOK_COLUMNS), _book),
             gaps=_rows(doc[3], len(GAP_COLUMNS), _gap),
             quarantined=_rows(doc[4], len(QUARANTINE_COLUMNS), _quarantine),
