@@ -284,7 +284,8 @@ async def test_malformed_fault_is_quarantined_not_fatal(tmp_path: Path) -> None:
     assert json.loads((sim.truth_dir / "summary.json").read_text())["malformed_sent"] >= 3
 
 
-async def test_sim_kiwoom_command_serves_until_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
+async def test_sim_kiwoom_command_serves_until_signalled(tmp_path: Path, stop_signal: str) -> None:
     import signal
     import sys
 
@@ -309,7 +310,7 @@ async def test_sim_kiwoom_command_serves_until_interrupted(tmp_path: Path) -> No
             login = session.receive(await ws.recv(), datetime.now(UTC))
             assert [c.kind for c in login.controls] == [ControlKind.LOGIN_OK]
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, stop_signal))
         code = await asyncio.wait_for(proc.wait(), 30)
     assert code == 0
     assert "frames sent" in (await proc.stderr.read()).decode()

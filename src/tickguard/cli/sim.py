@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated
@@ -149,12 +150,16 @@ async def _serve_kiwoom(config: object) -> None:
     from tickguard.sim.kiwoom import KiwoomSimConfig, KiwoomSimulator
 
     assert isinstance(config, KiwoomSimConfig)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM too: the truth summary gets written
+        loop.add_signal_handler(sig, stop.set)
     async with KiwoomSimulator(config) as sim:
         typer.echo(f"REST {sim.rest_url}")
         typer.echo(f"WS   {sim.ws_url}")
         typer.echo(f"truth {sim.truth_dir}")
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             typer.echo(f"stopped: {sim.counters.frames_sent} frames sent", err=True)
 
