@@ -28,6 +28,9 @@ for _name, _value in {
 PG_ADMIN_URL = os.environ.get(
     "TICKGUARD_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+pytest_plugins = ["fakes.prefect_server"]
+"""A real Prefect server per session (``prefect_api``), for the orchestration tests."""
+
 REDIS_URL = os.environ.get("TICKGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
