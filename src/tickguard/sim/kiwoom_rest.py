@@ -12,6 +12,7 @@
   chosen here (200, 429 for 1700) is a simulator choice.
 
 Kiwoom's rows per page and its rate limit are UNCONFIRMED (reference §2.3, §2.7), hence rules.
+The simulator knows one trading day: ka10080's optional ``base_dt`` is accepted and ignored.
 """
 
 from __future__ import annotations
