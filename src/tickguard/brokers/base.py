@@ -9,7 +9,7 @@ A broker is a folder under ``tickguard/brokers/`` that provides:
   websocket session (REST, through an injected ``httpx.AsyncClient``) and how to build a
   session. The supervisor in ``tickguard.stream`` knows nothing else about a broker.
 
-``tickguard.brokers.REGISTRY`` maps :class:`~tickguard.models.Broker` to its traits; there is
+``tickguard.brokers.registry.REGISTRY`` maps :class:`~tickguard.models.Broker` to its traits; there is
 no ``if broker == ...`` anywhere else.
 """
 
