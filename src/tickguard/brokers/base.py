@@ -9,8 +9,8 @@ A broker is a folder under ``tickguard/brokers/`` that provides:
   websocket session (REST, through an injected ``httpx.AsyncClient``) and how to build a
   session. The supervisor in ``tickguard.stream`` knows nothing else about a broker.
 
-``tickguard.brokers.registry.REGISTRY`` maps :class:`~tickguard.models.Broker` to its traits; there is
-no ``if broker == ...`` anywhere else.
+``tickguard.brokers.registry.REGISTRY`` maps :class:`~tickguard.models.Broker` to its traits;
+there is no ``if broker == ...`` anywhere else.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Protocol
 
 import httpx
 
-from tickguard.models import Broker, BookSnapshot, Trade
+from tickguard.models import BookSnapshot, Broker, Trade
 from tickguard.settings import AppCredential, Settings
 
 
@@ -58,7 +58,7 @@ class ControlKind(StrEnum):
     SESSION_CONFLICT = "session_conflict"
     """The app key already holds a session (KIS OPSP8996) or this one was kicked (Kiwoom R10001)."""
     SERVER_CLOSING = "server_closing"
-    """The server says it will close the session (Kiwoom R10002 heartbeat missing, R10004 no login)."""
+    """The server will close the session (Kiwoom R10002 heartbeat missing, R10004 no login)."""
     HEARTBEAT = "heartbeat"
     """A keep-alive from the server (KIS PINGPONG, Kiwoom PING); the echo is in ``replies``."""
     INFO = "info"
