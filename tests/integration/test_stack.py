@@ -86,6 +86,7 @@ def embedded(tmp_path: Path) -> Iterator[Settings]:
     settings = make_settings(tmp_path / "tg")
     yield settings
     stack_down(settings)
+    shutil.rmtree(settings.data_dir, ignore_errors=True)  # a cluster is ~40 MB
 
 
 def write_and_read(settings: Settings) -> None:

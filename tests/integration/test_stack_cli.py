@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[st
         monkeypatch.setenv(name, value)
     yield env
     CliRunner().invoke(app, ["stack", "down"])
+    shutil.rmtree(env["TICKGUARD_DATA_DIR"], ignore_errors=True)  # a cluster is ~40 MB
 
 
 def status_json(runner: CliRunner) -> dict[str, dict[str, object]]:
