@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
@@ -119,6 +120,12 @@ def test_up_write_reuse_down_up_keeps_data(embedded: Settings) -> None:
     first = stack_up(embedded)
     assert first.postgres.running and first.valkey.running
     write_and_read(embedded)
+    libpq_url = resolve_database_url(embedded).replace("+psycopg", "")
+    with psycopg.connect(libpq_url, autocommit=True) as conn:  # e.g. the Prefect server's
+        conn.execute("CREATE DATABASE prefect")
+        assert conn.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone() == (False,)
 
     again = stack_up(embedded)
     assert (again.postgres.pid, again.valkey.pid) == (first.postgres.pid, first.valkey.pid)

@@ -18,7 +18,8 @@ Layout::
 
 TCP logins use scram-sha-256 with that password; the socket (local) uses trust and is
 reachable only through the 0700 directory. The application role ``tickguard`` owns the
-database ``tickguard`` and is not a superuser.
+database ``tickguard``, may create databases (the local Prefect server keeps its own) and
+is not a superuser.
 """
 
 from __future__ import annotations
@@ -278,12 +279,12 @@ class EmbeddedPostgres:
         password = secret_file(self.root / "password")
         try:
             with psycopg.connect(self._admin_conninfo(), autocommit=True) as conn:
-                known = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,))
-                exists = known.fetchone() is not None
-                if set_password or not exists:
+                known = conn.execute("SELECT rolcreatedb FROM pg_roles WHERE rolname = %s", (ROLE,))
+                row = known.fetchone()
+                if set_password or row is None or not row[0]:
                     conn.execute(
-                        sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
-                            sql.SQL("ALTER" if exists else "CREATE"),
+                        sql.SQL("{} ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+                            sql.SQL("CREATE" if row is None else "ALTER"),
                             sql.Identifier(ROLE),
                             sql.Literal(password),
                         )
