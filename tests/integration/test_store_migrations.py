@@ -9,6 +9,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,6 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
+from typer.testing import CliRunner
 
 from tickguard.errors import StorageError
 from tickguard.store import migrate
@@ -130,3 +132,45 @@ def test_url_forms() -> None:
 def test_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(StorageError, match="cannot connect to PostgreSQL"):
         migrate.current_revision("postgresql://postgres@127.0.0.1:1/nothing")
+
+
+def test_cli_upgrade_and_current(
+    empty_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tickguard.cli import app
+    from tickguard.settings import get_settings
+
+    with_password = empty_db.replace("postgres@", "postgres:s3cret-pw@", 1)  # trust auth
+    monkeypatch.setenv("TICKGUARD_DATABASE_URL", with_password)
+    monkeypatch.setenv("TICKGUARD_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        behind = runner.invoke(app, ["db", "current"])
+        assert behind.exit_code == 1 and "current: empty  head: 0001" in behind.output
+        up = runner.invoke(app, ["db", "upgrade"])
+        assert up.exit_code == 0, up.output
+        assert "schema: empty -> 0001" in up.output
+        now = runner.invoke(app, ["db", "current"])
+        assert now.exit_code == 0 and "up to date" in now.output
+        for result in (behind, up, now):
+            assert "s3cret-pw" not in result.output
+    finally:
+        get_settings.cache_clear()
+
+
+def test_cli_unreachable_database_exits_with_a_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tickguard.cli import app
+    from tickguard.settings import get_settings
+
+    monkeypatch.setenv("TICKGUARD_DATABASE_URL", "postgresql://u:pw-x@127.0.0.1:1/none")
+    monkeypatch.setenv("TICKGUARD_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["db", "upgrade"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "cannot connect to PostgreSQL" in result.output and "pw-x" not in result.output
