@@ -225,7 +225,7 @@ async def chart_pages(sim: KiwoomSimulator, api_id: str, scope: str) -> list[dic
 
 
 async def test_ka10079_ticks_page_newest_first_and_match_truth(tmp_path: Path) -> None:
-    cfg = config(tmp_path, speed=30.0, rest=KiwoomRestRules(page_size=40, rate_per_s=1000))
+    cfg = config(tmp_path, speed=30.0, rest=KiwoomRestRules(page_size=40, max_requests=1000))
     async with KiwoomSimulator(cfg) as sim:
         await eventually(lambda: sim.clock.session_t() > 9 * 3600 + 60, what="a minute of market")
         pages = await chart_pages(sim, "ka10079", "1")
@@ -243,7 +243,7 @@ async def test_ka10079_ticks_page_newest_first_and_match_truth(tmp_path: Path) -
 
 
 async def test_ka10080_minute_bars_sign_prefixed(tmp_path: Path) -> None:
-    cfg = config(tmp_path, speed=120.0, rest=KiwoomRestRules(page_size=2, rate_per_s=1000))
+    cfg = config(tmp_path, speed=120.0, rest=KiwoomRestRules(page_size=2, max_requests=1000))
     async with KiwoomSimulator(cfg) as sim:
         await eventually(lambda: sim.clock.session_t() > 9 * 3600 + 300, what="5 minutes")
         pages = await chart_pages(sim, "ka10080", "1")
@@ -259,7 +259,8 @@ async def test_ka10080_minute_bars_sign_prefixed(tmp_path: Path) -> None:
 
 
 async def test_rate_limit_answers_1700(tmp_path: Path) -> None:
-    cfg = config(tmp_path, rest=KiwoomRestRules(rate_per_s=3))
+    rules = KiwoomRestRules(max_requests=3, window_s=600)  # a long window: deterministic under load
+    cfg = config(tmp_path, rest=rules)
     async with KiwoomSimulator(cfg) as sim, httpx.AsyncClient() as http:
         rest = KiwoomRest(http, sim.rest_url)
         token = (await rest.issue_token(APP)).token

@@ -119,7 +119,7 @@ def kiwoom(
     truth_dir: Annotated[Path | None, typer.Option("--truth-dir", help="Truth directory.")] = None,
     ping_s: float = typer.Option(10.0, "--ping-s", min=0.05, help="PING interval."),
     page_size: int = typer.Option(900, "--page-size", min=1, help="Chart rows per page."),
-    rate: float = typer.Option(5.0, "--rate", min=1.0, help="Chart requests/s before 1700."),
+    rate: int = typer.Option(5, "--rate", min=1, help="Chart requests/s before 1700."),
 ) -> None:
     """Serve Kiwoom's REST (token, ka10079/ka10080) and websocket protocol from a seeded market.
 
@@ -140,7 +140,7 @@ def kiwoom(
     config = KiwoomSimConfig(
         market=market, host=host, ws_port=port, rest_port=rest_port, speed=speed,
         start_at=_start(start), faults=faults, truth_dir=truth_dir, ping_interval_s=ping_s,
-        rest=KiwoomRestRules(page_size=page_size, rate_per_s=rate),
+        rest=KiwoomRestRules(page_size=page_size, max_requests=rate),
     )  # fmt: skip
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_kiwoom(config))
@@ -162,6 +162,28 @@ async def _serve_kiwoom(config: object) -> None:
             await stop.wait()
         finally:
             typer.echo(f"stopped: {sim.counters.frames_sent} frames sent", err=True)
+
+
+@sim_app.command("bench")
+def bench(
+    symbols: int = typer.Option(20, min=1, help="Symbols in the market (up to 20 subscribed)."),
+    speed: float = typer.Option(60.0, min=0.001, help="Session seconds per wall second."),
+    seconds: float = typer.Option(10.0, min=1.0, help="Wall seconds to measure."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Measure the records/s the KIS simulator delivers to one client in another process."""
+    import json
+    import tempfile
+
+    from tickguard.sim.bench import as_dict, run_bench
+
+    with tempfile.TemporaryDirectory(prefix="tickguard-sim-bench-") as tmp:
+        result = as_dict(asyncio.run(run_bench(symbols, speed, seconds, Path(tmp))))
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for name, value in result.items():
+            typer.echo(f"{name:>16}: {value}")
 
 
 def _register() -> None:

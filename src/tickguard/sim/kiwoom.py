@@ -109,7 +109,7 @@ class KiwoomSimulator:
         self.market = Market(dataclasses.replace(config.market, halts=halts))
         self.sessions = SessionTable(slot_hold_s=0.0)  # Kiwoom kicks the old session instead
         self.authority = KiwoomAuthority(config.apps, config.rest.token_ttl_s)
-        self.limiter = RateLimiter(config.rest.rate_per_s)
+        self.limiter = RateLimiter(config.rest.max_requests, config.rest.window_s)
         self.charts = ChartService(self._history, config.rest)
         self._rng = random.Random(config.faults.seed)
         self._state: dict[int, _Login] = {}
@@ -289,11 +289,11 @@ class KiwoomSimulator:
         change = state.regs.apply(msg)
         if not change.ok:
             self.counters.subscribe_errors += 1
+        for key in change.removed:  # before the ack: no data follows a REMOVE's ack
+            self.sessions.remove(conn, key)
         await conn.ws.send(dumps({"trnm": trnm, "return_code": 0 if change.ok else 1,
                                   "return_msg": change.message}))  # fmt: skip
-        for key in change.removed:  # after the ack: no data precedes it, none follows a REMOVE
-            self.sessions.remove(conn, key)
-        for key in change.added:
+        for key in change.added:  # after the ack: no data precedes a REG's ack
             self.sessions.add(conn, key)
         self.counters.subscribed += len(change.added)
         self.counters.unsubscribed += len(change.removed)

@@ -120,7 +120,10 @@ class KiwoomFeed:
             for start in range(0, len(queued), self._max_entries):
                 if conn is None or conn.dying:
                     break
-                await self._send(conn, queued[start : start + self._max_entries])
+                # A REMOVE acked while this flush waited on the socket: its data stops here.
+                part = [q for q in queued[start : start + self._max_entries] if q[:2] in conn.subs]
+                if part:
+                    await self._send(conn, part)
 
     async def _send(self, conn: Conn, part: list[Queued]) -> None:
         frame, kind = _frame([q[2] for q in part]), "data"

@@ -7,7 +7,7 @@
   ``page_size`` rows: the response headers say ``cont-yn: Y`` and give a ``next-key``; the
   client resends the body with those headers. A continuation reads the snapshot the first
   page was cut from, so paging is consistent while the market moves on.
-* ``return_code`` 1700 when an app key asks more than ``rate_per_s`` times in one second;
+* ``return_code`` 1700 when an app key asks more than ``max_requests`` times in ``window_s``;
   8005 for an unknown or expired token. Kiwoom answers errors in the body; the HTTP status
   chosen here (200, 429 for 1700) is a simulator choice.
 
@@ -46,7 +46,9 @@ History = Callable[[str], Sequence[GenTrade] | None]
 @dataclass(frozen=True, slots=True)
 class KiwoomRestRules:
     page_size: int = 900
-    rate_per_s: float = 5.0
+    max_requests: int = 5
+    window_s: float = 1.0
+    """1700 past ``max_requests`` chart requests per app key in any ``window_s`` seconds."""
     token_ttl_s: float = 86_400.0
 
 
@@ -96,10 +98,13 @@ class KiwoomAuthority:
 
 
 class RateLimiter:
-    """At most ``rate_per_s`` requests per key in any one-second window (bounded deques)."""
+    """At most ``limit`` requests per key in any ``window_s`` (bounded deques)."""
 
-    def __init__(self, rate_per_s: float, now: Callable[[], float] = time.monotonic) -> None:
-        self._limit = max(1, int(rate_per_s))
+    def __init__(
+        self, limit: int, window_s: float = 1.0, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._limit = max(1, limit)
+        self._window_s = window_s
         self._now = now
         self._seen: dict[str, deque[float]] = {}
         self.refused = 0
@@ -107,7 +112,7 @@ class RateLimiter:
     def allow(self, key: str) -> bool:
         now = self._now()
         window = self._seen.setdefault(key, deque(maxlen=self._limit))
-        if len(window) == self._limit and now - window[0] < 1.0:
+        if len(window) == self._limit and now - window[0] < self._window_s:
             self.refused += 1
             return False
         window.append(now)
