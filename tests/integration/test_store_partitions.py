@@ -5,6 +5,7 @@ completeness queries (checked with EXPLAIN on a loaded day)."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
@@ -149,3 +150,30 @@ def test_explain_uses_the_indexes_on_a_loaded_day(conn: Conn) -> None:
         assert re.search(used, text), text
         if pruned:
             assert parts.partition_name("trades", TODAY + timedelta(days=1)) not in text, text
+
+
+def test_concurrent_callers_create_each_partition_once(db_url: str) -> None:
+    start = TODAY + timedelta(days=300)
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with psycopg.connect(libpq_url(db_url), autocommit=True) as own:
+                results.append(parts.ensure_partitions(own, start, 4))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    created = sorted(name for names in results for name in names)
+    expected = sorted(
+        parts.partition_name(table, start + timedelta(days=d))
+        for table in ("trades", "book_snapshots")
+        for d in range(5)
+    )
+    assert created == expected

@@ -92,8 +92,7 @@ def ensure_partitions(
             present = existing_partitions(conn, table)
             for offset in range(days_ahead + 1):
                 day = first_day + timedelta(days=offset)
-                if partition_name(table, day) not in present:
-                    _create_day(conn, table, day)
+                if partition_name(table, day) not in present and _create_day(conn, table, day):
                     created.append(partition_name(table, day))
     if created:
         log.info("created %d day partitions from %s (%d days)", len(created), first_day, days_ahead)
@@ -121,8 +120,10 @@ def default_rows(conn: psycopg.Connection[Any], table: str) -> dict[date, int]:
     return {day: int(count) for day, count in rows}
 
 
-def _create_day(conn: psycopg.Connection[Any], table: str, day: date) -> None:
+def _create_day(conn: psycopg.Connection[Any], table: str, day: date) -> bool:
     """Create one day partition, moving that day's rows out of the default partition first.
+
+    Returns False when a concurrent caller created it first (checked under the lock).
 
     PostgreSQL refuses ``CREATE TABLE … PARTITION OF`` while the default partition holds
     rows of the new range, so those rows go through a detached table that is then attached.
@@ -135,6 +136,9 @@ def _create_day(conn: psycopg.Connection[Any], table: str, day: date) -> None:
     bounds = (day, day + timedelta(days=1))
     literals = [sql.Literal(bound) for bound in bounds]  # DDL takes no bind parameters
     conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(parent))
+    exists = conn.execute("SELECT to_regclass(%s)", (partition_name(table, day),)).fetchone()
+    if exists is not None and exists[0] is not None:
+        return False
     in_default = conn.execute(
         sql.SQL("SELECT 1 FROM {} WHERE trading_day >= %s AND trading_day < %s LIMIT 1").format(
             default
@@ -147,7 +151,7 @@ def _create_day(conn: psycopg.Connection[Any], table: str, day: date) -> None:
                 name, parent, *literals
             )
         )
-        return
+        return True
     conn.execute(
         sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(
             name, parent
@@ -166,3 +170,4 @@ def _create_day(conn: psycopg.Connection[Any], table: str, day: date) -> None:
         )
     )
     log.info("moved %d rows of %s from %s into a new partition", moved, day, default_name(table))
+    return True
