@@ -153,6 +153,9 @@ def test_status_never_shows_passwords(embedded: Settings) -> None:
     with pytest.raises(redis.AuthenticationError):
         client.ping()
     client.close()
+    port = embedded.stack.pg_port
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(f"postgresql://tickguard@127.0.0.1:{port}/tickguard").close()
 
 
 def test_valkey_is_configured_for_a_loss_free_hand_off(embedded: Settings) -> None:
@@ -163,6 +166,7 @@ def test_valkey_is_configured_for_a_loss_free_hand_off(embedded: Settings) -> No
     assert config["appendfsync"] == "everysec"
     assert config["maxmemory-policy"] == "noeviction"
     assert config["bind"] == "127.0.0.1"
+    assert not stack_status(embedded).postgres.running  # asking for Redis starts only Valkey
 
 
 def test_stale_and_foreign_pid_files_are_neither_reused_nor_signalled(embedded: Settings) -> None:

@@ -135,6 +135,9 @@ class EmbeddedPostgres:
             return []
 
     def _ready(self) -> bool:
+        """Our socket answers a query and the TCP port that clients will use is open."""
+        if not port_open(self.cfg.host, self.cfg.pg_port):
+            return False
         try:
             with psycopg.connect(self._admin_conninfo(), connect_timeout=2) as conn:
                 conn.execute("SELECT 1")
