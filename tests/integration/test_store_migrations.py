@@ -174,3 +174,20 @@ def test_cli_unreachable_database_exits_with_a_message(
         get_settings.cache_clear()
     assert result.exit_code == 1
     assert "cannot connect to PostgreSQL" in result.output and "pw-x" not in result.output
+
+
+def test_cli_malformed_url_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tickguard.cli import app
+    from tickguard.settings import get_settings
+
+    monkeypatch.setenv("TICKGUARD_DATABASE_URL", "mysql://u:pw-y@127.0.0.1/none")
+    monkeypatch.setenv("TICKGUARD_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["db", "current"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "TICKGUARD_DATABASE_URL" in result.output and "pw-y" not in result.output

@@ -7,11 +7,8 @@ holds a password, so it is never printed.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable
 from datetime import date
-from typing import cast
 
 import typer
 
@@ -29,22 +26,11 @@ def _quiet_alembic() -> None:
 
 
 def database_url() -> str:
-    """TICKGUARD_DATABASE_URL, else the embedded PostgreSQL's URL; a clear error otherwise."""
+    """TICKGUARD_DATABASE_URL, else the embedded PostgreSQL's URL (started if need be)."""
     from tickguard.settings import get_settings
+    from tickguard.stack import resolve_database_url
 
-    settings = get_settings()
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    try:
-        stack = importlib.import_module("tickguard.stack")
-    except ImportError:
-        stack = None
-    resolve = getattr(stack, "resolve_database_url", None)
-    if resolve is None:
-        raise TickguardError(
-            "no database: set TICKGUARD_DATABASE_URL (postgresql+psycopg://user@host/db)"
-        )
-    return cast(Callable[[object], str], resolve)(settings)
+    return resolve_database_url(get_settings())
 
 
 def _fail(exc: Exception) -> typer.Exit:
