@@ -1,11 +1,11 @@
 """Gap bookkeeping for one session: every drop opens a gap per subscription, data closes it.
 
 Why here and not downstream: only the supervisor knows when a connection died and when data
-flowed again. A gap opens at the last *data* frame received on the dead connection (everything up
-to then reached us; a PINGPONG after it proves the socket, not the feed) and closes at the first data frame after resubscribing — but only for
-subscriptions the broker accepted again; a refused one stays open until a later connection
-takes it. The same gap is emitted twice (open, then with ``end``); the store upserts on
-(broker, symbol, kind, start).
+flowed again. A gap opens at the last *data* frame received on the dead connection
+(everything up to then reached us; a PINGPONG after it proves the socket, not the feed) and
+closes at the first data frame after resubscribing — but only for subscriptions the broker
+accepted again; a refused one stays open until a later connection takes it. The same gap is
+emitted twice (open, then with ``end``); the store upserts on (broker, symbol, kind, start).
 """
 
 from __future__ import annotations
