@@ -109,3 +109,25 @@ async def test_approval_uses_secretkey_and_ties_the_key_to_the_app(tmp_path: Pat
         assert bad_token.status_code == 403 and bad_token.json()["error_code"] == "EGW00103"
         garbage = await http.post("/oauth2/tokenP", content=b"{not json")
         assert garbage.status_code == 403
+
+
+async def test_a_busy_port_fails_start_and_releases_what_started(tmp_path: Path) -> None:
+    import socket
+
+    import pytest
+
+    busy = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = busy.getsockname()[1]
+        sim = KisSimulator(_config(tmp_path, ws_port=port))
+        with pytest.raises(OSError):
+            async with sim:
+                pass
+        # the partial start was unwound (truth closed with its summary); a new one starts fine
+        again = KisSimulator(_config(tmp_path / "again"))
+        async with again, httpx.AsyncClient(base_url=again.rest_url) as http:
+            resp = await http.post("/oauth2/Approval", json={"appkey": "A", "secretkey": "B"})
+            assert resp.status_code == 403
+        assert (tmp_path / "truth" / "summary.json").exists()
+    finally:
+        busy.close()

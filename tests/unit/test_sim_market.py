@@ -159,3 +159,11 @@ def test_the_merged_market_is_lazy_and_bounded() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 5 * 1024 * 1024, f"peak {peak} bytes: the generator must not materialise the day"
+
+
+def test_starting_at_the_open_skips_pre_open_without_changing_the_day() -> None:
+    m = market(n=3)
+    full = [e for e in itertools.islice(m.symbol_tape("069500"), 30_000) if e.t >= OPEN]
+    from_open = list(itertools.islice(m.symbol_tape("069500", start_t=OPEN), len(full)))
+    assert full == from_open
+    assert from_open[0].t == OPEN and isinstance(from_open[0], GenTrade)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import random
@@ -112,12 +113,18 @@ class KisSimulator:
         self._rng = random.Random(config.faults.seed)
         self._tasks: list[asyncio.Task[None]] = []
         self._ws_server: Server | None = None
+        self._exit = contextlib.AsyncExitStack()
+        """What started, to be stopped in reverse order (also after a partial start)."""
         self.ws_url = self.rest_url = ""
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> KisSimulator:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # whatever did start (a REST server, a port) is released
+            raise
         return self
 
     async def __aexit__(
@@ -137,19 +144,16 @@ class KisSimulator:
 
     async def start(self) -> None:
         cfg = self.config
-        self.clock = SimClock(self._start_t(), cfg.speed)
-        self.truth = TruthWriter(self.truth_dir, self._meta())
-        self.feed = Feed(
-            sessions=self.sessions,
-            truth=self.truth,
-            clock=self.clock,
-            counters=self.counters,
-            faults=cfg.faults,
-            max_records=cfg.max_records_per_frame,
-            interval_s=cfg.pump_interval_s,
-        )
-        self._rest = RestServer(rest_app(self.authority), cfg.host, cfg.rest_port)
-        await self._rest.start()
+        start_t = self._start_t()
+        self.truth = TruthWriter(self.truth_dir, self._meta(start_t))
+        self._exit.callback(self._close_truth)
+        # Prime the merged tape before the clock runs: building it can take a moment and
+        # should not count as lag.
+        events = self.market.events(start_t)
+        first = next(events, None)
+        rest = RestServer(rest_app(self.authority), cfg.host, cfg.rest_port)
+        self._exit.push_async_callback(rest.stop)
+        await rest.start()
         self._ws_server = await serve(
             self._handle,
             cfg.host,
@@ -159,12 +163,24 @@ class KisSimulator:
             max_size=1 << 20,
             create_connection=_KisConnection,
         )
+        self._exit.push_async_callback(self._close_ws)
         ws_port = self._ws_server.sockets[0].getsockname()[1] if self._ws_server.sockets else 0
-        self.rest_url = f"http://{cfg.host}:{self._rest.port}"
+        self.rest_url = f"http://{cfg.host}:{rest.port}"
         self.ws_url = f"ws://{cfg.host}:{ws_port}/tryitout"
+        self.clock = SimClock(start_t, cfg.speed)
+        self.feed = Feed(
+            sessions=self.sessions,
+            truth=self.truth,
+            clock=self.clock,
+            counters=self.counters,
+            faults=cfg.faults,
+            max_records=cfg.max_records_per_frame,
+            interval_s=cfg.pump_interval_s,
+        )
+        self._exit.callback(self.feed.close)
+        self._exit.push_async_callback(self._cancel_tasks)
         self._record_halts()
-        events = self.market.events(self.clock.start_t)
-        self._spawn(self.feed.pump(events))
+        self._spawn(self.feed.pump(itertools.chain([] if first is None else [first], events)))
         self._spawn(self._flush_truth())
         for spec in cfg.faults.silences():
             self._spawn(self._silence(spec))
@@ -176,16 +192,23 @@ class KisSimulator:
         self._tasks.append(asyncio.create_task(coro))
 
     async def stop(self) -> None:
+        """Stop whatever started, in reverse order; safe after a partial start."""
+        await self._exit.aclose()
+
+    async def _cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks.clear()
+
+    async def _close_ws(self) -> None:
         if self._ws_server is not None:
             self._ws_server.close()
             await self._ws_server.wait_closed()
-        await self._rest.stop()
-        self.feed.close()
+
+    def _close_truth(self) -> None:
         self.truth.close(self.summary())
         logger.info("KIS simulator stopped: %d frames sent", self.counters.frames_sent)
 
@@ -197,14 +220,14 @@ class KisSimulator:
             "approvals_issued": self.authority.approvals_issued,
         }
 
-    def _meta(self) -> dict[str, Any]:
+    def _meta(self, start_t: float) -> dict[str, Any]:
         m = self.market.config
         return {
             "broker": "kis",
             "day": m.day.isoformat(),
             "seed": m.seed,
             "speed": self.config.speed,
-            "start_t": self.clock.start_t,
+            "start_t": start_t,
             "symbols": [p.symbol for p in m.symbols],
             "faults": [repr(f) for f in self.config.faults.faults],
         }

@@ -36,7 +36,8 @@ from tickguard.sim.kis_wire import (
 from tickguard.sim.market import GenEvent, GenTrade
 from tickguard.sim.truth import TruthWriter
 
-MAX_EVENTS_PER_ROUND = 20_000
+MAX_EVENTS_PER_ROUND = 5_000
+"""Events per pump round before frames are flushed and the loop serves control traffic."""
 
 
 class Feed:

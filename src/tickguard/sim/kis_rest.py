@@ -176,6 +176,8 @@ class RestServer:
         self._sock = socket.create_server((host, port))
         self.port: int = self._sock.getsockname()[1]
 
+    _task: asyncio.Task[None] | None = None
+
     async def start(self, timeout_s: float = 10.0) -> None:
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
         deadline = time.monotonic() + timeout_s
@@ -185,5 +187,8 @@ class RestServer:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
+        if self._task is None:
+            self._sock.close()
+            return
         self._server.should_exit = True
         await self._task

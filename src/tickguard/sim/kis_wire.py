@@ -42,94 +42,62 @@ def _ccld(side: Side | None) -> str:
 
 
 def trade_record(tr: GenTrade) -> str:
-    """One H0STCNT0 record, 46 fields in KIS's order (§1.7.1)."""
+    """One H0STCNT0 record, 46 fields in KIS's order (§1.7.1); one f-string for speed."""
     prev, price = tr.prev_close, tr.price
     diff = price - prev
-    buy_sell = tr.buy_volume + tr.sell_volume
-    fields = (
-        tr.symbol,
-        hhmmss(tr.t),
-        str(price),
-        _sign(price, prev, prev),
-        str(diff),
-        _pct(diff, prev),
-        f"{tr.cum_value / tr.cum_volume:.2f}",
-        str(tr.open),
-        str(tr.high),
-        str(tr.low),
-        str(tr.ask1),
-        str(tr.bid1),
-        str(tr.qty),
-        str(tr.cum_volume),
-        str(tr.cum_value),
-        str(tr.sells),
-        str(tr.buys),
-        str(tr.buys - tr.sells),
-        _pct(tr.buy_volume, tr.sell_volume),
-        str(tr.sell_volume),
-        str(tr.buy_volume),
-        _ccld(tr.side),
-        _pct(tr.buy_volume, buy_sell),
-        "0.00",
-        hhmmss(tr.open_t),
-        _sign(price, tr.open),
-        str(price - tr.open),
-        hhmmss(tr.high_t),
-        _sign(price, tr.high),
-        str(price - tr.high),
-        hhmmss(tr.low_t),
-        _sign(price, tr.low),
-        str(price - tr.low),
-        tr.day.strftime("%Y%m%d"),
-        "20",
-        "N",
-        str(tr.ask1_qty),
-        str(tr.bid1_qty),
-        str(tr.total_ask),
-        str(tr.total_bid),
-        "0.00",
-        "0",
-        "0.00",
-        "0",
-        "",
-        str(prev),
+    vwap = tr.cum_value / tr.cum_volume
+    cttr = _pct(tr.buy_volume, tr.sell_volume)
+    shnu = _pct(tr.buy_volume, tr.buy_volume + tr.sell_volume)
+    o, h, lo = tr.open, tr.high, tr.low
+    return (
+        f"{tr.symbol}^{hhmmss(tr.t)}^{price}^{_sign(price, prev, prev)}^{diff}^"
+        f"{_pct(diff, prev)}^{vwap:.2f}^{o}^{h}^{lo}^{tr.ask1}^{tr.bid1}^"
+        f"{tr.qty}^{tr.cum_volume}^{tr.cum_value}^{tr.sells}^{tr.buys}^{tr.buys - tr.sells}^"
+        f"{cttr}^{tr.sell_volume}^{tr.buy_volume}^{_ccld(tr.side)}^{shnu}^0.00^"
+        f"{hhmmss(tr.open_t)}^{_sign(price, o)}^{price - o}^"
+        f"{hhmmss(tr.high_t)}^{_sign(price, h)}^{price - h}^"
+        f"{hhmmss(tr.low_t)}^{_sign(price, lo)}^{price - lo}^"
+        f"{tr.day:%Y%m%d}^20^N^{tr.ask1_qty}^{tr.bid1_qty}^{tr.total_ask}^{tr.total_bid}^"
+        f"0.00^0^0.00^0^^{prev}"
     )
-    return "^".join(fields)
 
 
 _HOUR_CLS = {"continuous": "0", "pre_open": "B", "closing_auction": "A"}
 
 
+_LADDERS: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = {}
+_LADDER_CACHE_MAX = 50_000
+
+
+def _ladder_text(asks: tuple[int, ...], bids: tuple[int, ...]) -> str:
+    """ASKP1..10 then BIDP1..10 as text, cached: ladders repeat all day (bounded cache)."""
+    key = (asks, bids)
+    text = _LADDERS.get(key)
+    if text is None:
+        if len(_LADDERS) >= _LADDER_CACHE_MAX:
+            _LADDERS.clear()
+        padded = bids + (0,) * (10 - len(bids))
+        text = _LADDERS[key] = "^".join(map(str, asks + padded))
+    return text
+
+
 def book_record(bk: GenBook) -> str:
     """One H0STASP0 record, 59 fields in KIS's order (§1.7.2)."""
     book = bk.book
-    pad = 10 - len(book.bids)
-    ask_p = [str(p) for p, _ in book.asks]
-    bid_p = [str(p) for p, _ in book.bids] + ["0"] * pad
-    ask_q = [str(q) for _, q in book.asks]
-    bid_q = [str(q) for _, q in book.bids] + ["0"] * pad
+    pad = (0,) * (10 - len(book.bid_qtys))
+    qtys = "^".join(map(str, book.ask_qtys + book.bid_qtys + pad))
     exp = bk.expected_price
-    exp_diff = exp - bk.prev_close if exp else 0
-    tail = (
-        str(book.total_ask),
-        str(book.total_bid),
-        "0",
-        "0",
-        str(exp),
-        str(bk.expected_qty),
-        str(bk.expected_qty if exp else 0),
-        str(exp_diff),
-        _sign(exp, bk.prev_close) if exp else "3",
-        _pct(exp_diff, bk.prev_close) if exp else "0.00",
-        str(bk.cum_volume),
-        "0",
-        "0",
-        "0",
-        "0",
-        "0",
+    if exp:
+        diff = exp - bk.prev_close
+        sign, rate = _sign(exp, bk.prev_close), _pct(diff, bk.prev_close)
+        antc = f"{exp}^{bk.expected_qty}^{bk.expected_qty}^{diff}^{sign}^{rate}"
+    else:
+        antc = f"0^{bk.expected_qty}^0^0^3^0.00"
+    return (
+        f"{bk.symbol}^{hhmmss(bk.t)}^{_HOUR_CLS.get(bk.phase, '0')}^"
+        f"{_ladder_text(book.ask_prices, book.bid_prices)}^{qtys}^"
+        f"{book.total_ask}^{book.total_bid}^0^0^{antc}^{bk.cum_volume}^0^0^0^0^0"
     )
-    head = (bk.symbol, hhmmss(bk.t), _HOUR_CLS.get(bk.phase, "0"))
-    return "^".join((*head, *ask_p, *bid_p, *ask_q, *bid_q, *tail))
 
 
 def data_frame(tr_id: str, records: list[str]) -> str:

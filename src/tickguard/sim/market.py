@@ -31,6 +31,8 @@ from tickguard.models import KST, Side
 from tickguard.sim.ticks import Book, BookModel, clamp_to_grid, tick_down, tick_up
 
 BOOK_LEVELS = 10
+MAIN_SEQ = 1_000_000
+"""Sequence numbers from the open on start here; pre-open books count from 1."""
 
 
 def seconds_of(value: time) -> float:
@@ -38,10 +40,12 @@ def seconds_of(value: time) -> float:
     return value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6
 
 
+_HHMMSS = [f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}" for s in range(86_400)]
+
+
 def hhmmss(t: float) -> str:
-    """Exchange time on the wire: whole seconds, ``HHMMSS``."""
-    s = int(t)
-    return f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}"
+    """Exchange time on the wire: whole seconds, ``HHMMSS`` (a table: hot path)."""
+    return _HHMMSS[int(t) % 86_400]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +93,13 @@ class MarketConfig:
     burst_tau_s: float = 600.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GenTrade:
-    """One generated trade, with the running statistics a broker feed carries."""
+    """One generated trade, with the running statistics a broker feed carries.
+
+    Not frozen: frozen dataclasses pay ``object.__setattr__`` per field on the hot path.
+    Treat instances as immutable all the same.
+    """
 
     t: float
     seq: int
@@ -127,7 +135,7 @@ class GenTrade:
         return exchange_ts(self.day, self.t)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GenBook:
     """One 10-level book snapshot consistent with the last trade (best ask > best bid)."""
 
@@ -178,7 +186,7 @@ class _SymbolDay:
             for h in config.halts
             if h.symbol == profile.symbol
         )
-        self.seq = 0
+        self.seq = MAIN_SEQ
         self.bid = clamp_to_grid(profile.prev_close)
         self.cum_volume = self.cum_value = 0
         self.open = self.high = self.low = 0
@@ -335,8 +343,24 @@ class _SymbolDay:
                 yield self._gen_book(t, "continuous")
                 next_book = t + self._wait(self.p.books_per_min, t)
 
-    def events(self) -> Iterator[GenEvent]:
-        yield from self._phase_books(self.t_pre, self.t_open, "pre_open")
+    def _pre_open(self) -> Iterator[GenBook]:
+        """Pre-open books on their own RNG, book model and sequence numbers.
+
+        So the rest of the day does not depend on them, and a tape that starts at or after
+        the open skips them without changing a single later event.
+        """
+        main = (self.rng, self.books, self.seq)
+        self.rng = random.Random(symbol_seed(self.cfg.seed, f"{self.p.symbol}:pre-open"))
+        self.books = BookModel(self.rng, self.p.mean_qty)
+        self.seq = 0
+        try:
+            yield from self._phase_books(self.t_pre, self.t_open, "pre_open")
+        finally:
+            self.rng, self.books, self.seq = main
+
+    def events(self, start_t: float = 0.0) -> Iterator[GenEvent]:
+        if start_t < self.t_open:
+            yield from self._pre_open()
         if self._halted_until(self.t_open) is None:
             yield self._auction_print(self.t_open)
         yield from self._continuous()
@@ -358,7 +382,7 @@ class Market:
 
     def symbol_tape(self, symbol: str, start_t: float = 0.0) -> Iterator[GenEvent]:
         """One symbol's day from ``start_t`` on (the earlier part is generated and skipped)."""
-        gen = _SymbolDay(self._profiles[symbol], self.config).events()
+        gen = _SymbolDay(self._profiles[symbol], self.config).events(start_t)
         return (e for e in gen if e.t >= start_t)
 
     def events(

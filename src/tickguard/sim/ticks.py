@@ -44,14 +44,28 @@ def tick_down(price: int) -> int:
     return price - tick_size(price - 1) if price > 1 else 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Book:
-    """A 10-level book: asks best (lowest) first, bids best (highest) first."""
+    """A 10-level book: prices best first (asks lowest, bids highest), quantities alongside.
 
-    asks: tuple[Level, ...]
-    bids: tuple[Level, ...]
+    Kept as parallel tuples (cheap to build on the hot path); :attr:`asks` and :attr:`bids`
+    give (price, qty) levels like :class:`tickguard.models.BookSnapshot`.
+    """
+
+    ask_prices: tuple[int, ...]
+    ask_qtys: tuple[int, ...]
+    bid_prices: tuple[int, ...]
+    bid_qtys: tuple[int, ...]
     total_ask: int
     total_bid: int
+
+    @property
+    def asks(self) -> tuple[Level, ...]:
+        return tuple(zip(self.ask_prices, self.ask_qtys, strict=True))
+
+    @property
+    def bids(self) -> tuple[Level, ...]:
+        return tuple(zip(self.bid_prices, self.bid_qtys, strict=True))
 
 
 class BookModel:
@@ -59,6 +73,8 @@ class BookModel:
 
     Only a few levels change per snapshot: cheaper than redrawing twenty numbers and closer
     to how a real book evolves. Trades read the touch quantities without a new snapshot.
+    Price ladders depend only on the touch, so they are cached per (bid, ask) (a day visits
+    a few hundred prices at most).
     """
 
     def __init__(self, rng: random.Random, mean_qty: int) -> None:
@@ -66,31 +82,40 @@ class BookModel:
         self._mean = max(mean_qty, 1)
         self.ask_qty = [self._draw() for _ in range(LEVELS)]
         self.bid_qty = [self._draw() for _ in range(LEVELS)]
+        self._total_ask = sum(self.ask_qty)
+        self._total_bid = sum(self.bid_qty)
+        self._ladders: dict[tuple[int, int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def _draw(self) -> int:
-        return max(1, int(self._mean * self._rng.uniform(1.0, 30.0)))
+        return int(self._mean * (1.0 + 29.0 * self._rng.random())) or 1
+
+    def _ladder(self, bid: int, ask: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        ladder = self._ladders.get((bid, ask))
+        if ladder is None:
+            asks = [ask]
+            for _ in range(LEVELS - 1):
+                asks.append(tick_up(asks[-1]))
+            bids = [bid]
+            while len(bids) < LEVELS and bids[-1] > 1:
+                bids.append(tick_down(bids[-1]))
+            ladder = self._ladders[(bid, ask)] = (tuple(asks), tuple(bids))
+        return ladder
 
     def snapshot(self, bid: int, ask: int) -> Book:
+        rng, ask_qty, bid_qty = self._rng.random, self.ask_qty, self.bid_qty
         for _ in range(3):
-            level = self._rng.randrange(LEVELS)
-            if self._rng.random() < 0.5:
-                self.ask_qty[level] = self._draw()
+            level = int(rng() * LEVELS)
+            qty = self._draw()
+            if rng() < 0.5:
+                self._total_ask += qty - ask_qty[level]
+                ask_qty[level] = qty
             else:
-                self.bid_qty[level] = self._draw()
-        asks: list[Level] = []
-        price = ask
-        for qty in self.ask_qty:
-            asks.append((price, qty))
-            price = tick_up(price)
-        bids: list[Level] = []
-        price = bid
-        for qty in self.bid_qty:
-            if price < 1:
-                break
-            bids.append((price, qty))
-            price = tick_down(price) if price > 1 else 0
-        return Book(tuple(asks), tuple(bids), sum(self.ask_qty), sum(self.bid_qty))
+                self._total_bid += qty - bid_qty[level]
+                bid_qty[level] = qty
+        ask_prices, bid_prices = self._ladder(bid, ask)
+        bids = tuple(bid_qty) if len(bid_prices) == LEVELS else tuple(bid_qty[: len(bid_prices)])
+        return Book(ask_prices, tuple(ask_qty), bid_prices, bids, self._total_ask, self._total_bid)
 
     def touch(self) -> tuple[int, int, int, int]:
         """(best ask qty, best bid qty, total ask qty, total bid qty) right now."""
-        return self.ask_qty[0], self.bid_qty[0], sum(self.ask_qty), sum(self.bid_qty)
+        return self.ask_qty[0], self.bid_qty[0], self._total_ask, self._total_bid
