@@ -56,12 +56,15 @@ def test_window_around_today_and_default_exist(conn: Conn) -> None:
 
 def test_default_catches_a_day_and_its_partition_takes_the_rows(db_url: str, conn: Conn) -> None:
     far = TODAY + timedelta(days=40)
-    writer = PostgresWriter.connect(db_url)
+    own = psycopg.connect(libpq_url(db_url))
+    own.execute("SELECT 1")  # inside a caller's transaction the writer creates no partition
+    writer = PostgresWriter(own)
     batch = Batch(
         trades=[trade(n, far) for n in range(50)] + [trade(1)],
         books=[book(n, far) for n in range(3)],
     )
     assert writer.write(batch).trades_inserted == 51
+    own.commit()
     assert parts.default_rows(conn, "trades") == {far: 50}
     assert parts.default_rows(conn, "book_snapshots") == {far: 3}
 
@@ -81,6 +84,7 @@ def test_default_catches_a_day_and_its_partition_takes_the_rows(db_url: str, con
     assert indexes == (3,)  # primary key, (symbol, ts), (ts) came with the attach
     again = writer.write(Batch(trades=[trade(n, far) for n in range(45, 55)]))
     assert (again.trades_inserted, again.trades_duplicates) == (5, 5)
+    own.commit()
     assert parts.ensure_partitions(conn, far, 0) == []
     writer.close()
 

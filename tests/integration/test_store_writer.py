@@ -230,13 +230,18 @@ def test_empty_batch_writes_nothing(writer: PostgresWriter) -> None:
     assert writer.write(Batch()) == WriteResult()
 
 
-def test_row_of_a_day_without_partition_is_kept(
+def test_writer_prepares_the_partition_of_a_new_day(
     writer: PostgresWriter, conn: psycopg.Connection
 ) -> None:
     far = date(2030, 1, 2)
-    result = writer.write(Batch(trades=[trade(1, trading_day=far)]))
-    assert result.trades_inserted == 1
-    assert count(conn, "trades_default") == 1
+    result = writer.write(Batch(trades=[trade(1, trading_day=far)], books=[book(1)]))
+    assert (result.trades_inserted, result.books_inserted) == (1, 1)
+    assert count(conn, "trades_p20300102") == 1
+    assert count(conn, "trades_default") == 0
+    tomorrow = DAY + timedelta(days=1)
+    assert conn.execute(
+        "SELECT to_regclass(%s)", (f"book_snapshots_p{tomorrow:%Y%m%d}",)
+    ).fetchone() != (None,)
 
 
 def test_staging_is_emptied_and_truncated_as_rows_pass(writer: PostgresWriter) -> None:

@@ -88,8 +88,9 @@ def ensure_partitions(
         for table in tables:
             if not is_partitioned(conn, table):
                 continue
-            ensure_default(conn, table)
             present = existing_partitions(conn, table)
+            if default_name(table) not in present:
+                ensure_default(conn, table)
             for offset in range(days_ahead + 1):
                 day = first_day + timedelta(days=offset)
                 if partition_name(table, day) not in present and _create_day(conn, table, day):

@@ -18,6 +18,11 @@ machine, four tables ≈ 10 ms per batch). A ``DELETE`` of the just-moved rows c
 nothing; the dead tuples it leaves (autovacuum never visits temp tables) are cleared by a
 ``TRUNCATE`` once ``TRUNCATE_EVERY_ROWS`` rows have passed through a staging table.
 
+Partitions look after themselves: the first time a writer meets a trading day (and once
+per KST day for the window around today) it calls ``partitions.ensure_partitions`` in a
+short transaction of its own before the write, so a day partition exists before its rows
+arrive. Rows of a day that still has none land in the DEFAULT partition, never refused.
+
 Usage (persist): ``PostgresWriter.connect(url)`` or an autocommit ``psycopg.Connection``,
 then ``write(batch)`` and acknowledge the stream entry once it returns (it has committed).
 A caller already inside a transaction gets a savepoint instead, and commits itself.
@@ -34,6 +39,7 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
+from datetime import date, datetime
 from typing import Any, Self
 
 import psycopg
@@ -42,9 +48,10 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from tickguard.errors import StorageError
-from tickguard.models import Batch, Gap, MinuteBar
+from tickguard.models import KST, Batch, Gap, MinuteBar
 from tickguard.store import rows
 from tickguard.store.migrate import libpq_url
+from tickguard.store.partitions import ensure_partitions, ensure_window
 from tickguard.store.rows import book_digest
 
 __all__ = ["PostgresWriter", "WriteResult", "book_digest"]
@@ -100,7 +107,14 @@ KINDS = (TRADES, BOOKS, BARS, QUARANTINE)
 TRUNCATE_EVERY_ROWS = 20_000
 """Rows through one staging table between two TRUNCATEs (bounds its dead-tuple bloat)."""
 
-REFUSED = (psycopg.DataError, psycopg.IntegrityError, OverflowError, ValueError, struct.error)
+REFUSED = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    OverflowError,
+    ValueError,
+    TypeError,
+    struct.error,
+)
 """Errors of the data itself: retrying the same batch cannot help (connection errors can)."""
 
 GAP_UPSERT = """
@@ -163,6 +177,8 @@ class PostgresWriter:
         self.conn = conn
         self._staged = False
         self._since_truncate = dict.fromkeys(KINDS, 0)
+        self._days_ready: set[date] = set()
+        self._window_day: date | None = None
 
     @classmethod
     def connect(cls, url: str) -> PostgresWriter:
@@ -183,6 +199,10 @@ class PostgresWriter:
     def write_many(self, batches: Iterable[Batch]) -> WriteResult:
         """Store several batches in ONE transaction: all of them or, on error, none."""
         batches = list(batches)
+        self._prepare_days(
+            {t.trading_day for b in batches for t in b.trades}
+            | {bk.trading_day for b in batches for bk in b.books}
+        )
         try:
             return self._write_all(batches)
         except REFUSED as exc:
@@ -218,6 +238,24 @@ class PostgresWriter:
         except REFUSED as exc:
             raise StorageError(f"bars refused by PostgreSQL ({type(exc).__name__}): {exc}") from exc
         return WriteResult(bars_inserted=inserted, bars_duplicates=duplicates)
+
+    def _prepare_days(self, days: set[date]) -> None:
+        """Create missing day partitions (and today's window) before the write, once each.
+
+        Skipped inside a caller's transaction: DDL there would hold the parent's lock until
+        the caller commits. The default partition keeps such rows safe meanwhile.
+        """
+        today = datetime.now(KST).date()
+        if (not days - self._days_ready and self._window_day == today) or (
+            self.conn.info.transaction_status != TransactionStatus.IDLE
+        ):
+            return
+        if self._window_day != today:
+            ensure_window(self.conn, today)
+            self._window_day = today
+        for day in sorted(days - self._days_ready):
+            ensure_partitions(self.conn, day, 0)
+        self._days_ready |= days
 
     def _transaction(self) -> AbstractContextManager[psycopg.Transaction]:
         """Create the staging tables (once), then open this call's transaction.
