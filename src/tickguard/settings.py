@@ -81,6 +81,9 @@ class SinkSettings(BaseModel):
     persist_read_count: int = Field(default=64, ge=1)
     persist_block_ms: int = Field(default=500, ge=1)
     persist_claim_idle_ms: int = Field(default=30_000, ge=0)
+    persist_writers: int = Field(default=2, ge=1, le=16)
+    """Reads committed concurrently by one persist (own connection each): the INSERT … ON
+    CONFLICT runs in the server, so two writers use two cores."""
     trim_interval_s: float = Field(default=10.0, gt=0)
 
 

@@ -54,6 +54,7 @@ class IngestResult:
     rows: int
     batches: int
     read_count: int
+    writers: int
     sink_rows_per_s: float
     stream_bytes_per_row: float
     persist_rows_per_s: float
@@ -147,7 +148,7 @@ async def _produce(
 
 
 def _drain(
-    redis_url: str, db_url: str, stream: str, batches: int, read_count: int
+    redis_url: str, db_url: str, stream: str, batches: int, read_count: int, writers: int
 ) -> tuple[float, Persist]:
     """Run persist on the backlog until every entry is acknowledged: (seconds, persist)."""
     persist = Persist(
@@ -158,6 +159,7 @@ def _drain(
         consumer="bench-1",
         read_count=read_count,
         block_ms=100,
+        writers=writers,
     )
     runner = threading.Thread(target=persist.run, name="bench-persist")
     started = time.perf_counter()
@@ -204,16 +206,18 @@ def run_ingest_bench(
     redis_url: str,
     n_rows: int,
     read_count: int | None = None,
+    writers: int | None = None,
 ) -> IngestResult:
     """Run the three phases on scratch resources and return the figures."""
     read_count = read_count or settings.sink.persist_read_count
+    writers = writers or settings.sink.persist_writers
     stream = stream_key(f"tickguard_bench_{uuid.uuid4().hex[:10]}")
     cleanup = redis.Redis.from_url(redis_url)
     try:
         with scratch_database(database_url) as db_url, tempfile.TemporaryDirectory() as tmp:
             produce_s, batches, size = asyncio.run(_produce(redis_url, stream, Path(tmp), n_rows))
             log.info("bench: %d rows in %d entries on the stream", n_rows, batches)
-            persist_s, persist = _drain(redis_url, db_url, stream, batches, read_count)
+            persist_s, persist = _drain(redis_url, db_url, stream, batches, read_count, writers)
             copy_s = _plain_copy(db_url, n_rows)
             stored, quarantined = _stored(db_url)
     finally:
@@ -224,6 +228,7 @@ def run_ingest_bench(
         rows=n_rows,
         batches=batches,
         read_count=read_count,
+        writers=writers,
         sink_rows_per_s=n_rows / produce_s,
         stream_bytes_per_row=size / n_rows,
         persist_rows_per_s=persist_rate,

@@ -54,6 +54,10 @@ def ingest(
         int | None,
         typer.Option("--read-count", min=1, help="Entries per XREADGROUP/transaction."),
     ] = None,
+    writers: Annotated[
+        int | None,
+        typer.Option("--writers", min=1, max=16, help="Concurrent persist commits."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Rows/s through sink → Redis → persist → PostgreSQL, next to a plain COPY of the same rows.
@@ -73,7 +77,12 @@ def ingest(
         settings = get_settings()
         db_url, redis_url = service_urls(settings)
         result = run_ingest_bench(
-            settings, database_url=db_url, redis_url=redis_url, n_rows=rows, read_count=read_count
+            settings,
+            database_url=db_url,
+            redis_url=redis_url,
+            n_rows=rows,
+            read_count=read_count,
+            writers=writers,
         )
     except TickguardError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -82,7 +91,8 @@ def ingest(
         typer.echo(json.dumps(result.as_json()))
         return
     typer.echo(
-        f"rows: {result.rows:,} in {result.batches:,} batches (read count {result.read_count})"
+        f"rows: {result.rows:,} in {result.batches:,} batches "
+        f"(read count {result.read_count}, {result.writers} writer(s))"
     )
     typer.echo(
         f"sink → Redis: {result.sink_rows_per_s:,.0f} rows/s, "

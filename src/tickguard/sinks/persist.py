@@ -31,31 +31,26 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from tickguard.errors import DecodeError, StorageError
+from tickguard.errors import DecodeError
 from tickguard.models import Batch
 from tickguard.settings import Settings
 from tickguard.sinks import stream_admin
 from tickguard.sinks.encoding import decode_batch
-from tickguard.sinks.persist_write import Entry, PersistCounters, write_entries
+from tickguard.sinks.persist_commit import Committer, Prepared
+from tickguard.sinks.persist_write import Entry, PersistCounters
 from tickguard.sinks.redis_stream import FIELD, stream_key
 from tickguard.store.writer import PostgresWriter
 
 log = logging.getLogger(__name__)
 
 FAULT_ENV = "TICKGUARD_PERSIST_FAULT"
-Prepared = tuple[list[Entry], list[tuple[Entry, Batch]], list[tuple[Entry, str]]]
-"""One read: every entry (for XACK), the decoded ones, the undecodable ones with why."""
-_RETRYABLE_DB = (psycopg.Error, StorageError)
-"""What escapes write_entries: connection lost/refused, schema missing — worth a retry."""
 
 
 def sync_redis(url: str, block_ms: int) -> redis.Redis:
@@ -92,18 +87,29 @@ class Persist:
         claim_idle_ms: int = 30_000,
         trim_interval_s: float = 10.0,
         backoff_cap_s: float = 10.0,
+        writers: int = 1,
         kill_after_commit: int | None = None,
     ) -> None:
         self.client = client
-        self.connect = connect
         self.stream, self.group, self.consumer = stream, group, consumer
         self.read_count, self.block_ms = read_count, block_ms
         self.claim_idle_ms, self.trim_interval_s = claim_idle_ms, trim_interval_s
         self.backoff_cap_s = backoff_cap_s
-        self.kill_after_commit = kill_after_commit
+        self.writers = writers
         self.counters = PersistCounters()
         self.stop_event = threading.Event()
-        self._writer: PostgresWriter | None = None
+        self.committer = Committer(
+            client,
+            connect,
+            stream=stream,
+            group=group,
+            counters=self.counters,
+            stop_event=self.stop_event,
+            retry_redis=self._retry_redis,
+            backoff_cap_s=backoff_cap_s,
+            kill_after_commit=kill_after_commit,
+        )
+        self._failure: BaseException | None = None
 
     @classmethod
     def from_settings(
@@ -120,6 +126,7 @@ class Persist:
             block_ms=sink.persist_block_ms,
             claim_idle_ms=sink.persist_claim_idle_ms,
             trim_interval_s=sink.trim_interval_s,
+            writers=sink.persist_writers,
             kill_after_commit=parse_fault(os.environ.get(FAULT_ENV)),
         )
 
@@ -128,28 +135,45 @@ class Persist:
     def run(self) -> None:
         """Run until :attr:`stop_event` is set (SIGTERM/SIGINT via :func:`stop_on_signals`).
 
-        The next read is fetched and decoded on a helper thread while this one waits for
-        PostgreSQL to commit the previous read: decoding (Python) and INSERT (the server)
-        then use both cores. The prefetched entries are pending for this consumer until
-        their own commit, so the crash semantics are unchanged.
+        This thread reads and decodes; up to ``writers`` reads are committed at once on
+        helper threads, so decoding (Python) and INSERT (the server) overlap. A read is
+        pending for this consumer until its own commit, so crash semantics are unchanged.
+        Memory: at most ``writers + 1`` reads are held.
         """
-        log.info("persist %s/%s starting on %s", self.group, self.consumer, self.stream)
+        log.info(
+            "persist %s/%s starting on %s (%d writer(s))",
+            self.group,
+            self.consumer,
+            self.stream,
+            self.writers,
+        )
         self._retry_redis(self.start)
         next_maintenance = time.monotonic() + self.trim_interval_s
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="persist-read") as pool:
-            ahead = pool.submit(self._fetch)
-            while True:
-                prepared = ahead.result()
-                if self.stop_event.is_set():
-                    self._commit(prepared)  # already delivered to us: finish it
-                    break
-                ahead = pool.submit(self._fetch)
-                self._commit(prepared)
+        slots = threading.BoundedSemaphore(self.writers)
+        with ThreadPoolExecutor(self.writers, thread_name_prefix="persist-write") as pool:
+            while not self.stop_event.is_set():
+                prepared = self._fetch()
+                if prepared[0]:
+                    slots.acquire()
+                    pool.submit(self._commit_in_slot, prepared, slots)
                 if time.monotonic() >= next_maintenance:
                     self._retry_redis(self.maintain)
                     next_maintenance = time.monotonic() + self.trim_interval_s
         self.close()
+        if self._failure is not None:
+            raise self._failure
         log.info("persist %s/%s stopped: %s", self.group, self.consumer, self.counters)
+
+    def _commit_in_slot(self, prepared: Prepared, slots: threading.BoundedSemaphore) -> None:
+        """Commit on a writer thread; an unexpected error stops persist and is re-raised."""
+        try:
+            self.committer.commit(prepared)
+        except BaseException as exc:
+            log.exception("persist writer failed; stopping (entries stay pending)")
+            self._failure = exc
+            self.stop_event.set()
+        finally:
+            slots.release()
 
     def start(self) -> None:
         """Create the group if needed, then finish what this or a dead consumer left."""
@@ -158,9 +182,7 @@ class Persist:
         self.claim_abandoned()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self.committer.close()
         self.client.close()
 
     # -- reading ---------------------------------------------------------------------------
@@ -224,7 +246,7 @@ class Persist:
 
     def _handle(self, entries: Sequence[Entry]) -> bool:
         """Decode, write in one transaction, then XACK. False when stopped before the commit."""
-        return self._commit(self._prepare(entries))
+        return self.committer.commit(self._prepare(entries))
 
     def _fetch(self) -> Prepared:
         """One XREADGROUP ``>``, decoded; empty when Redis is away and we are stopping."""
@@ -247,56 +269,6 @@ class Persist:
             except DecodeError as exc:
                 bad.append((entry, str(exc)))
         return list(entries), decoded, bad
-
-    def _commit(self, prepared: Prepared) -> bool:
-        entries, decoded, bad = prepared
-        if not entries:
-            return True
-        if not self._write_retrying(decoded, bad):
-            return False
-        self.counters.commits += 1
-        self.counters.last_commit_at = datetime.now(UTC)
-        if self.kill_after_commit is not None and self.counters.commits >= self.kill_after_commit:
-            log.warning(
-                "fault injection: SIGKILL after commit %d, before XACK", self.counters.commits
-            )
-            os.kill(os.getpid(), signal.SIGKILL)
-        ids = [entry_id for entry_id, _ in entries]
-        self._retry_redis(lambda: self.client.xack(self.stream, self.group, *ids))
-        self.counters.entries_acked += len(ids)
-        return True
-
-    def _write_retrying(
-        self, decoded: list[tuple[Entry, Batch]], bad: list[tuple[Entry, str]]
-    ) -> bool:
-        """Commit the rows, retrying with capped backoff while PostgreSQL is unavailable."""
-        delay = 0.1
-        while not self.stop_event.is_set():
-            try:
-                writer = self._writer = self._writer or self.connect()
-                outcome = write_entries(writer, decoded, bad)
-            except _RETRYABLE_DB as exc:
-                self._drop_writer()
-                self.counters.db_retries += 1
-                log.warning(
-                    "PostgreSQL write failed (%s); retrying in %.1fs, entries stay pending",
-                    type(exc).__name__,
-                    delay,
-                )
-                self.stop_event.wait(delay)
-                delay = min(delay * 2, self.backoff_cap_s)
-                continue
-            self.counters.add(outcome.result, quarantined=len(bad) + outcome.unwritable)
-            return True
-        return False
-
-    def _drop_writer(self) -> None:
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except psycopg.Error:
-                log.debug("closing a broken PostgreSQL connection failed", exc_info=True)
-        self._writer = None
 
     def _retry_redis(self, action: Callable[[], object]) -> None:
         """Run ``action`` at least once; while Redis is away, retry until stopped."""
