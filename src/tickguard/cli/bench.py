@@ -58,6 +58,9 @@ def ingest(
         int | None,
         typer.Option("--writers", min=1, max=16, help="Concurrent persist commits."),
     ] = None,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, help="Alternate persist and COPY this many times.")
+    ] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Rows/s through sink → Redis → persist → PostgreSQL, next to a plain COPY of the same rows.
@@ -83,6 +86,7 @@ def ingest(
             n_rows=rows,
             read_count=read_count,
             writers=writers,
+            rounds=rounds,
         )
     except TickguardError as exc:
         typer.echo(f"error: {exc}", err=True)
