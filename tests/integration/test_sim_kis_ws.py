@@ -434,3 +434,27 @@ async def test_a_halted_symbol_sends_nothing_while_others_trade(tmp_path: Path) 
     assert symbols == {"000660"}
     halts = [f for f in TruthReader(tmp_path / "truth").faults() if f["kind"] == "halt"]
     assert halts[0]["detail"]["symbol"] == "005930"
+
+
+async def test_a_slow_client_is_dropped_without_stalling_the_others(tmp_path: Path) -> None:
+    cfg = config(tmp_path, speed=120.0, max_pending_frames=50)
+    async with running(cfg) as (sim, key):
+        fast_key = await approval_key(sim, "APPKEY2")
+        async with connect(sim.ws_url, max_queue=1) as slow, connect(sim.ws_url) as fast:
+            for symbol in ("005930", "000660", "069500", "122630"):
+                for tr in (TRADE, BOOK):
+                    await subscribe(slow, key, tr, symbol)
+            await subscribe(fast, fast_key, TRADE, "005930")
+            received = 0
+            deadline = time.monotonic() + 30
+            while sim.counters.slow_consumers_dropped == 0:
+                assert time.monotonic() < deadline, "the slow client was never dropped"
+                received += len(await collect(fast, 0.2))
+            assert received > 0
+            after = await collect(fast, 0.5)
+            assert after, "the fast client keeps getting data after the slow one is dropped"
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(slow.recv(), 10)
+    faults = TruthReader(tmp_path / "truth").faults()
+    assert [f["kind"] for f in faults] == ["slow_consumer"]

@@ -76,6 +76,8 @@ class KisSimConfig:
     token_rules: TokenRules = field(default_factory=TokenRules)
     max_records_per_frame: int = 30
     pump_interval_s: float = 0.01
+    max_pending_frames: int = 20_000
+    """Frames queued for one connection beyond which it is dropped as a slow consumer."""
 
 
 class _KisConnection(ServerConnection):
@@ -176,6 +178,7 @@ class KisSimulator:
             faults=cfg.faults,
             max_records=cfg.max_records_per_frame,
             interval_s=cfg.pump_interval_s,
+            max_pending=cfg.max_pending_frames,
         )
         self._exit.callback(self.feed.close)
         self._exit.push_async_callback(self._cancel_tasks)
@@ -263,7 +266,10 @@ class KisSimulator:
         self.truth.session_event(conn.id, "open", path=path)
         if isinstance(ws, _KisConnection):
             ws.on_pong = lambda data: conn.pong.set() if _is_pingpong(data) else None
-        helpers = [asyncio.create_task(self._pingpong(conn))]
+        helpers = [
+            asyncio.create_task(self._pingpong(conn)),
+            asyncio.create_task(self.feed.writer(conn)),
+        ]
         flap = self.config.faults.flap()
         if flap is not None:
             helpers.append(asyncio.create_task(self._flap(conn, flap)))

@@ -7,8 +7,9 @@ and queued on each of them; then every queue is flushed as multi-record frames (
 and sweeps that share a timestamp travel together, as KIS pages them (§1.7). Data faults
 (silence, malformed frames, grown records) are applied here, from the schedule.
 
-A slow client slows the pump (``ws.send`` waits for the transport to drain); the pump's lag
-behind the sim clock is reported as ``lag_max_s``.
+Each connection has its own frame queue and writer task, so a slow client only slows itself;
+one that falls more than ``max_pending`` frames behind is dropped (recorded as a
+``slow_consumer`` fault). The pump's lag behind the sim clock is reported as ``lag_max_s``.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ class Feed:
         faults: FaultSchedule,
         max_records: int,
         interval_s: float,
+        max_pending: int,
     ) -> None:
         self._sessions = sessions
+        self._max_pending = max_pending
         self._truth = truth
         self._clock = clock
         self._counters = counters
@@ -74,7 +77,7 @@ class Feed:
                 self._dispatch(nxt)
                 n += 1
                 nxt = next(events, None)
-            await self._flush()
+            self._flush()
             if nxt is None:
                 break
             delay = self._clock.wall_delay(nxt.t)
@@ -104,20 +107,42 @@ class Feed:
             records.append(record)
             keys.append(key)
 
-    async def _flush(self) -> None:
+    def _flush(self) -> None:
+        """Move queued records into each connection's frame queue (never blocks the pump)."""
         for conn in list(self._sessions.conns.values()):
             if not conn.outbox:
                 continue
             box, conn.outbox = conn.outbox, {}
+            step = self._max_records
             for (tr_id, symbol), (records, keys) in box.items():
-                for i in range(0, len(records), self._max_records):
-                    if conn.dying or (tr_id, symbol) not in conn.subs:
-                        break  # dropped or unsubscribed while this flush awaited a send
-                    part, part_keys = (
-                        records[i : i + self._max_records],
-                        keys[i : i + self._max_records],
-                    )
-                    await self._send(conn, tr_id, symbol, part, part_keys)
+                for i in range(0, len(records), step):
+                    conn.frames.append((tr_id, symbol, records[i : i + step], keys[i : i + step]))
+            conn.ready.set()
+            if len(conn.frames) > self._max_pending:
+                self._drop_slow(conn)
+
+    def _drop_slow(self, conn: Conn) -> None:
+        """A client that cannot keep up is dropped (as a server would), not waited for."""
+        conn.dying = True
+        conn.frames.clear()
+        conn.close_reason = f"slow consumer: more than {self._max_pending} frames pending"
+        now = time.time()
+        self._truth.fault("slow_consumer", conn.id, now, now, pending=self._max_pending)
+        self._counters.slow_consumers_dropped += 1
+        conn.ws.transport.abort()
+
+    async def writer(self, conn: Conn) -> None:
+        """Send one connection's frames; only this connection waits when its peer is slow."""
+        while True:
+            await conn.ready.wait()
+            conn.ready.clear()
+            while conn.frames:
+                tr_id, symbol, records, keys = conn.frames.popleft()
+                if conn.dying:
+                    conn.frames.clear()
+                    return
+                if (tr_id, symbol) in conn.subs:  # not after its UNSUBSCRIBE ack
+                    await self._send(conn, tr_id, symbol, records, keys)
 
     def _grow_now(self, tr_id: str) -> bool:
         for g in self._faults.grows():

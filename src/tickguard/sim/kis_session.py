@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 from websockets.asyncio.server import ServerConnection
@@ -33,6 +34,9 @@ class Conn:
     pong: asyncio.Event = field(default_factory=asyncio.Event)
     outbox: dict[SubKey, tuple[list[str], list[int]]] = field(default_factory=dict)
     """Per (tr_id, symbol): records and their keys waiting for the next flush."""
+    frames: deque[tuple[str, str, list[str], list[int]]] = field(default_factory=deque)
+    """Frames (tr_id, symbol, records, keys) waiting for this connection's writer."""
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
     close_reason: str = ""
 
 
@@ -57,6 +61,7 @@ class SimCounters:
     pingpongs_sent: int = 0
     pongs_received: int = 0
     pingpong_timeouts: int = 0
+    slow_consumers_dropped: int = 0
     lag_max_s: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
@@ -111,6 +116,7 @@ class SessionTable:
         for key in list(conn.subs):
             self.remove(conn, key)
         conn.outbox.clear()
+        conn.frames.clear()
         if conn.app_key is not None and self._owner.get(conn.app_key) is conn:
             del self._owner[conn.app_key]
             self._free_at[conn.app_key] = time.monotonic() + self._hold
