@@ -245,11 +245,26 @@ def test_writer_prepares_the_partition_of_a_new_day(
 
 
 def test_staging_is_emptied_and_truncated_as_rows_pass(writer: PostgresWriter) -> None:
-    per_call = 12_000  # two calls pass TRUNCATE_EVERY_ROWS, the third call truncates first
+    writer.write(Batch(trades=[trade(0)]))
+    per_call = 12_000  # each call repeats trade(0): the staged path does the work
     for call in range(3):
-        batch = Batch(trades=[trade(n) for n in range(call * per_call, (call + 1) * per_call)])
-        assert writer.write(batch).trades_inserted == per_call
+        fresh = [trade(n) for n in range(1 + call * per_call, 1 + (call + 1) * per_call)]
+        result = writer.write(Batch(trades=[trade(0), *fresh]))
+        assert (result.trades_inserted, result.trades_duplicates) == (per_call, 1)
         staged = writer.conn.execute("SELECT count(*) FROM _tg_stage_trades").fetchone()
         assert staged == (0,)
     again = writer.write(Batch(trades=[trade(n) for n in range(0, 3 * per_call, 7)]))
     assert (again.trades_inserted, again.trades_duplicates) == (0, len(range(0, 3 * per_call, 7)))
+
+
+def test_fast_path_and_fallback_agree_on_every_count(
+    writer: PostgresWriter, conn: psycopg.Connection
+) -> None:
+    expected_rows = 0
+    for call in range(40):  # alternate clean and overlapping batches through rest periods
+        base = call * 10
+        overlap = [trade(base - 1)] if call % 3 == 0 and call else []
+        result = writer.write(Batch(trades=[*overlap, *(trade(base + n) for n in range(10))]))
+        assert (result.trades_inserted, result.trades_duplicates) == (10, len(overlap))
+        expected_rows += 10
+    assert count(conn, "trades") == expected_rows
