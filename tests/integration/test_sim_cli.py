@@ -50,7 +50,8 @@ async def _wait_for_urls(
     return urls
 
 
-async def test_runs_until_ctrl_c_and_serves_kis(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+async def test_runs_until_signalled_and_serves_kis(tmp_path: Path, stop_signal: int) -> None:
     truth = tmp_path / "truth"
     cmd = ["-c", "from tickguard.cli import main; main()", "--log-level", "WARNING",
            "sim", "kis", "--symbols", "005930,000660", "--speed", "30", "--day", "2026-11-26",
@@ -72,7 +73,7 @@ async def test_runs_until_ctrl_c_and_serves_kis(tmp_path: Path) -> None:
             while not frame.startswith("0|H0STCNT0|"):
                 assert time.monotonic() < deadline
                 frame = str(await asyncio.wait_for(ws.recv(), 10))
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         out, err = await asyncio.wait_for(proc.communicate(), 20)
         assert proc.returncode == 0, err.decode()
         summary = json.loads((truth / "summary.json").read_text())

@@ -93,12 +93,16 @@ async def _serve(config: object) -> None:
     from tickguard.sim.kis import KisSimConfig, KisSimulator
 
     assert isinstance(config, KisSimConfig)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM too: the truth summary gets written
+        loop.add_signal_handler(sig, stop.set)
     async with KisSimulator(config) as sim:
         typer.echo(f"REST {sim.rest_url}")
         typer.echo(f"WS   {sim.ws_url}")
         typer.echo(f"truth {sim.truth_dir}")
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             typer.echo(f"stopped: {sim.counters.frames_sent} frames sent", err=True)
 
