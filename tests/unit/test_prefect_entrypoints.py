@@ -65,7 +65,7 @@ def test_schedules_are_seoul_with_slugs_and_collectors_limited_per_shard() -> No
     for name in ("kis-collector", "kiwoom-collector"):
         item = DEPLOYMENTS[name]
         assert item["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
-        assert "tickguard-collector" in item["tags"]
+        assert {"tickguard-collector", "tickguard-supervised"} <= set(item["tags"])
         assert set(item["parameters"]) == {"symbols", "shard"}
         assert item["schedules"][0]["cron"] == "20 8 * * 1-5"
 
@@ -81,12 +81,12 @@ def test_automation_definitions_validate() -> None:
 
     found = {a.name: a for a in load_definitions(ROOT / "deployments" / "automations")}
     assert set(found) == {
-        "tickguard-collector-restart",
-        "tickguard-collector-heartbeat",
+        "tickguard-supervised-restart",
+        "tickguard-supervised-heartbeat",
         "tickguard-collector-stalled",
     }
-    restart = found["tickguard-collector-restart"]
+    restart = found["tickguard-supervised-restart"]
     assert restart.actions[0].type == "run-deployment"
     assert restart.actions[0].source == "inferred"
-    assert found["tickguard-collector-heartbeat"].trigger.posture == "Proactive"
+    assert found["tickguard-supervised-heartbeat"].trigger.posture == "Proactive"
     assert "tickguard.collector.liveness" in found["tickguard-collector-stalled"].trigger.after

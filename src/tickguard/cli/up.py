@@ -7,6 +7,7 @@ against its shared Prefect API before starting workers on other hosts.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +44,8 @@ def up(
     from tickguard.orchestration.up import UpOptions
     from tickguard.settings import get_settings
 
+    for noisy in ("httpx", "alembic", "websockets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)  # lifecycle events only
     opts = UpOptions(project=_project(project), speed=speed, start_runs=start_runs,
                      announce=typer.echo)  # fmt: skip
     try:

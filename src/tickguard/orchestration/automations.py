@@ -3,9 +3,10 @@
 ``deployments/automations/*.yaml`` (or ``.json``) hold one automation each, in Prefect's
 own schema (``AutomationCore``: name, description, trigger, actions). Every file must
 validate — an invalid one stops the command with its path, nothing is half-applied — and
-names must be unique. Apply is idempotent: an automation with the same name is updated
-in place (duplicates by name are removed), a missing one is created, and running it twice
-changes nothing.
+names must be unique and start with ``tickguard-``. Apply is idempotent: an automation with
+the same name is updated in place (duplicates by name are removed), a missing one is
+created, one named ``tickguard-*`` that no file defines any more is deleted (renames leave
+no stale twin behind), and running it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from tickguard.errors import SettingsError
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".yaml", ".yml", ".json")
+PREFIX = "tickguard-"
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
     name: str
     action: str
-    """created | updated | unchanged"""
+    """created | updated | unchanged | deleted"""
 
 
 def load_definitions(directory: Path) -> list[Any]:
@@ -49,6 +51,8 @@ def load_definitions(directory: Path) -> list[Any]:
         except ValidationError as exc:
             raise SettingsError(f"{path}: invalid automation: {exc}") from None
     names = [a.name for a in found]
+    if not all(n.startswith(PREFIX) for n in names):
+        raise SettingsError(f"automation names must start with {PREFIX!r}: {names}")
     if len(set(names)) != len(names):
         raise SettingsError(f"automation names must be unique in {directory}: {names}")
     return found
@@ -78,6 +82,11 @@ async def apply(client: Any, definitions: list[Any]) -> list[Applied]:
         else:
             await client.update_automation(keep.id, wanted)
             results.append(Applied(wanted.name, "updated"))
+    wanted_names = {d.name for d in definitions}
+    for stale in await client.read_automations():
+        if stale.name.startswith(PREFIX) and stale.name not in wanted_names:
+            await client.delete_automation(stale.id)
+            results.append(Applied(stale.name, "deleted"))
     for item in results:
         log.info("automation %r %s", item.name, item.action)
     return results

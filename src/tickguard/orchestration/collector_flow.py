@@ -23,7 +23,7 @@ from tickguard.calendar import Phase, TradingCalendar
 from tickguard.collector import CollectorReport, run_collector
 from tickguard.errors import SettingsError
 from tickguard.models import Broker
-from tickguard.orchestration import budget, escalate, gate, liveness, runtime
+from tickguard.orchestration import gate, liveness, runtime, supervise
 from tickguard.settings import Settings, load_settings
 from tickguard.sinks.redis_stream import RedisStreamSink, redis_client
 from tickguard.stack import resolve_redis_url
@@ -61,6 +61,7 @@ async def collect(
 ) -> State[Any] | dict[str, Any]:
     """The whole run; returns a state for the quick exits, the report totals otherwise."""
     settings = shard_settings(load_settings(), broker, shard)
+    runtime.package_logging(settings.log_level)
     calendar = TradingCalendar()
     window = gate.session_window(
         calendar, datetime.now(UTC),
@@ -74,7 +75,7 @@ async def collect(
     log.info("%s collector: collecting until %s (%s)", broker.value, window.end, window.reason)
     redis = redis_client(resolve_redis_url(settings), 2.0)
     try:
-        verdict = await _budget_gate(settings, broker, redis)
+        verdict = await supervise.restart_gate(settings, f"{broker.value} collector", redis)
         if verdict is not None and not verdict.allowed:
             return Cancelled(message=f"restart budget exhausted ({verdict.failures} failures)")
         _fault_hook()
@@ -83,31 +84,6 @@ async def collect(
         await redis.aclose()
     await _artifact(broker, report)
     return report.totals
-
-
-async def _budget_gate(settings: Settings, broker: Broker, redis: Any) -> budget.Verdict | None:
-    """Count this deployment's recent failures; wait, or escalate once and refuse."""
-    run = runtime.current_run()
-    if run is None or run.deployment_id is None:
-        return None  # a direct call, not a supervised deployment run
-    from prefect.client.orchestration import get_client
-
-    policy = budget.RestartPolicy.from_settings(settings.orchestration)
-    now = datetime.now(UTC)
-    async with get_client() as client:
-        failures = await budget.recent_failures(
-            client, run.deployment_id, now - policy.window, run.id
-        )
-    verdict = budget.assess(failures, now, policy)
-    if not verdict.allowed:
-        await escalate.budget_exhausted(settings, broker, run, verdict, policy, redis)
-    elif verdict.delay_s:
-        log.warning(
-            "%s collector: restart %d of %d in %s; waiting %.1f s",
-            broker.value, verdict.failures, policy.max_restarts, policy.window, verdict.delay_s,
-        )  # fmt: skip
-        await asyncio.sleep(verdict.delay_s)
-    return verdict
 
 
 def _fault_hook() -> None:

@@ -13,7 +13,6 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from tickguard.alerting import SlackPoster, alert_blocks
-from tickguard.models import Broker
 from tickguard.orchestration import runtime
 from tickguard.orchestration.budget import RestartPolicy, Verdict, claim_escalation
 from tickguard.settings import Settings
@@ -27,7 +26,7 @@ def escalation_key(settings: Settings, deployment_id: object) -> str:
 
 async def budget_exhausted(
     settings: Settings,
-    broker: Broker,
+    label: str,
     run: Any,
     verdict: Verdict,
     policy: RestartPolicy,
@@ -35,22 +34,22 @@ async def budget_exhausted(
 ) -> bool:
     """Post the escalation unless one went out in this window; True when this call posted."""
     log.error(
-        "%s collector: %d failures in %s exceed the restart budget of %d; not restarting",
-        broker.value, verdict.failures, policy.window, policy.max_restarts,
+        "%s: %d failures in %s exceed the restart budget of %d; not restarting",
+        label, verdict.failures, policy.window, policy.max_restarts,
     )  # fmt: skip
     if not await claim_escalation(
         redis, escalation_key(settings, run.deployment_id), policy.window
     ):
         log.info("escalation already sent for this deployment in this window")
         return False
-    title = f"{broker.value} collector stopped: restart budget exhausted"
+    title = f"{label} stopped: restart budget exhausted"
     fields = {
-        "broker": broker.value,
+        "deployment": label,
         "flow run": str(run.name),
         "failures": f"{verdict.failures} in {policy.window}",
         "budget": f"{policy.max_restarts} restarts",
     }
-    text = "The collector crashed or failed on every restart; it will not be restarted again."
+    text = "It crashed or failed on every restart; it will not be restarted again until fixed."
     link = runtime.run_link(run.id)
     blocks = alert_blocks(title, fields, text=text, link=("Prefect run", link) if link else None)
     poster = SlackPoster(settings.slack)

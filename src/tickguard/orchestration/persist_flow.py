@@ -18,13 +18,14 @@ from typing import Any
 
 from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.states import Completed
+from prefect.states import Cancelled, Completed
 
 from tickguard.calendar import TradingCalendar
 from tickguard.errors import TickguardError
-from tickguard.orchestration import gate, runtime
+from tickguard.orchestration import gate, runtime, supervise
 from tickguard.settings import load_settings
 from tickguard.sinks.persist import Persist
+from tickguard.sinks.redis_stream import redis_client
 from tickguard.stack import resolve_database_url, resolve_redis_url
 from tickguard.store import migrate
 
@@ -35,6 +36,7 @@ async def run_persist(
     consumer: str | None, day: str | None, until: str | None
 ) -> State[Any] | dict[str, Any]:
     settings = load_settings()
+    runtime.package_logging(settings.log_level)
     orch = settings.orchestration
     drain = timedelta(minutes=orch.persist_drain_min)
     override = orch.session_end_override + drain if orch.session_end_override else None
@@ -47,6 +49,13 @@ async def run_persist(
         log.info("persist: %s", window.reason)
         return Completed(message=window.reason)
     db_url, redis_url = resolve_database_url(settings), resolve_redis_url(settings)
+    redis = redis_client(redis_url, 2.0)
+    try:
+        verdict = await supervise.restart_gate(settings, "persist", redis)
+    finally:
+        await redis.aclose()
+    if verdict is not None and not verdict.allowed:
+        return Cancelled(message=f"restart budget exhausted ({verdict.failures} failures)")
     if not await asyncio.to_thread(migrate.is_current, db_url):
         raise TickguardError("database schema is not current: run `tickguard db upgrade`")
     name = consumer or socket.gethostname()

@@ -17,6 +17,15 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def package_logging(level: str) -> None:
+    """Let tickguard's lifecycle logs reach the run logs.
+
+    ``PREFECT_LOGGING_EXTRA_LOGGERS=tickguard`` attaches Prefect's API handler to the
+    package logger but sets no level, so INFO would be dropped at the root's WARNING.
+    """
+    logging.getLogger("tickguard").setLevel(level)
+
+
 def current_run() -> Any | None:
     """The FlowRun of the running flow, or None outside a flow."""
     from prefect.context import FlowRunContext

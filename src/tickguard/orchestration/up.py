@@ -188,17 +188,16 @@ async def _wait(stop: asyncio.Event, started: Started) -> None:
 
 
 async def _cancel_runs(started: Started, timeout_s: float = 45.0) -> None:
-    """Cancel this command's runs that are still going and wait (deadline) until final."""
+    """Cancel the runs our worker is executing (also reruns that automations started) and
+    those this command started, then wait (deadline) until they are final: Cancelled, not
+    Crashed, so no automation reruns them after we are gone."""
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
     async with get_client() as client:
-        live = []
-        for run_id in started.run_ids:
-            run = await client.read_flow_run(run_id)
-            if run.state is not None and not run.state.is_final():
-                await client.set_flow_run_state(run_id, Cancelling(message="tickguard up stopping"))
-                live.append(run_id)
+        live = [r.id for r in await _our_live_runs(client, started)]
+        for run_id in live:
+            await client.set_flow_run_state(run_id, Cancelling(message="tickguard up stopping"))
         deadline = asyncio.get_running_loop().time() + timeout_s
         while live and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.5)
@@ -206,3 +205,36 @@ async def _cancel_runs(started: Started, timeout_s: float = 45.0) -> None:
             live = [r.id for r in states if r.state is None or not r.state.is_final()]
         if live:
             log.warning("%d runs did not finish cancelling in %.0f s", len(live), timeout_s)
+
+
+async def _our_live_runs(client: Any, started: Started) -> list[Any]:
+    """Non-final runs that this command started or that run in our worker's processes."""
+    import psutil
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    pids: set[int] = set()
+    for child in started.children:
+        with contextlib.suppress(psutil.Error):
+            pids |= {p.pid for p in psutil.Process(child.pid).children(recursive=True)}
+    active = [StateType.RUNNING, StateType.PENDING, StateType.CANCELLING]
+    runs = await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=active))
+        ),
+        limit=200,
+    )
+    ours = set(started.run_ids)
+    return [r for r in runs if r.id in ours or _pid_of(r.infrastructure_pid) in pids]
+
+
+def _pid_of(value: str | None) -> int | None:
+    """``infrastructure_pid`` is ``pid`` or ``host:pid`` depending on the worker."""
+    if not value:
+        return None
+    tail = str(value).rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else None
