@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tickguard.errors import StorageError
 from tickguard.models import (
@@ -268,3 +272,29 @@ def test_fast_path_and_fallback_agree_on_every_count(
         assert (result.trades_inserted, result.trades_duplicates) == (10, len(overlap))
         expected_rows += 10
     assert count(conn, "trades") == expected_rows
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    keys=st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=120),
+    cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=6),
+    replay=st.booleans(),
+)
+def test_any_mix_of_repeats_stores_each_key_once(
+    writer: PostgresWriter, conn: psycopg.Connection, keys: list[int], cuts: list[int], replay: bool
+) -> None:
+    symbol = f"H{uuid.uuid4().hex[:8]}"  # one symbol per example: examples share a database
+    written = [trade(k, symbol=symbol) for k in keys]
+    bounds = sorted({0, len(written), *(c for c in cuts if c < len(written))})
+    batches = [Batch(trades=written[a:b]) for a, b in itertools.pairwise(bounds)]
+    if replay:
+        batches += batches[: len(batches) // 2 + 1]
+    total = WriteResult()
+    for batch in batches:
+        total += writer.write(batch)
+    assert total.trades_inserted == len(set(keys))
+    assert total.trades_inserted + total.trades_duplicates == sum(len(b.trades) for b in batches)
+    stored = conn.execute("SELECT count(*) FROM trades WHERE symbol = %s", (symbol,)).fetchone()
+    assert stored == (len(set(keys)),)

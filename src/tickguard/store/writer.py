@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any, Self
 
 import psycopg
@@ -65,6 +66,7 @@ TRUNCATE_EVERY_ROWS = 20_000
 """Rows through one staging table between two TRUNCATEs (bounds its dead-tuple bloat)."""
 MAX_DIRECT_REST = 64
 """Most calls the direct-COPY fast path sits out after a repeated key."""
+_DAY = attrgetter("trading_day")
 RowSource = Callable[[], Iterable[tuple[Any, ...]]]
 """Builds the COPY rows of one kind; called again when the fast path falls back."""
 
@@ -146,8 +148,8 @@ class PostgresWriter:
         """Store several batches in ONE transaction: all of them or, on error, none."""
         batches = list(batches)
         self._prepare_days(
-            {t.trading_day for b in batches for t in b.trades}
-            | {bk.trading_day for b in batches for bk in b.books}
+            {day for b in batches for day in map(_DAY, b.trades)}
+            | {day for b in batches for day in map(_DAY, b.books)}
         )
         try:
             return self._write_all(batches)
@@ -241,6 +243,7 @@ class PostgresWriter:
             with self.conn.transaction(), self.conn.cursor() as cur:
                 _copy(cur, kind.copy_direct(), kind, source())
         except psycopg.errors.UniqueViolation:
+            log.debug("%s: a key is stored already, staged path", kind.table)
             self._direct_rest[kind] = self._direct_penalty[kind]
             self._direct_penalty[kind] = min(2 * self._direct_penalty[kind], MAX_DIRECT_REST)
             return False
