@@ -191,6 +191,10 @@ def test_resolved_gap_never_falls_back_to_open(
     writer.write(Batch(gaps=[Gap(Broker.KIS, "000660", GapKind.BOOK, start, None, "drop")]))
     row = conn.execute('SELECT status, resolved_at, "end" FROM gaps').fetchone()
     assert row == ("unrecoverable", filled.resolved_at, end)
+    late = Gap(Broker.KIS, "000660", GapKind.TRADES, start, end, "drop", GapStatus.NO_TRADES)
+    writer.write(Batch(gaps=[late]))  # resolved without a time: stamped now
+    stamped = conn.execute("SELECT resolved_at FROM gaps WHERE kind = 'trades'").fetchone()
+    assert stamped is not None and abs(stamped[0] - datetime.now(UTC)) < timedelta(minutes=5)
 
 
 def test_write_many_is_all_or_nothing(writer: PostgresWriter, conn: psycopg.Connection) -> None:

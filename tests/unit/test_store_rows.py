@@ -99,4 +99,5 @@ def test_partitions_are_hidden_from_drift_checks() -> None:
     assert not include_name("trades_p20260119", "table", {})
     assert not include_name("trades_default", "table", {})
     assert include_name("trades", "table", {})
+    assert include_name("other_default", "table", {})  # only the partitioned tables' children
     assert include_name("gaps", "table", {})

@@ -26,12 +26,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from tickguard.errors import StorageError
+from tickguard.store.schema import PARTITIONED_TABLES
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 0x7469636B67756172  # "tickguar": one advisory lock for all upgrades
-_PARTITION_RE = re.compile(r"_(p\d{8}|default)$")
+_PARTITION_RE = re.compile(rf"^({'|'.join(PARTITIONED_TABLES)})_(p\d{{8}}|default)$")
 _ALEMBIC = threading.Lock()
 """Alembic's ``context`` is process-global: one migration command at a time per process."""
 

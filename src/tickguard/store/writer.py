@@ -40,7 +40,7 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from operator import attrgetter
 from typing import Any, Self
 
@@ -50,7 +50,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from tickguard.errors import StorageError
-from tickguard.models import KST, Batch, Gap, MinuteBar
+from tickguard.models import KST, Batch, Gap, GapStatus, MinuteBar
 from tickguard.store import rows
 from tickguard.store.kinds import BARS, BOOKS, GAP_UPSERT, KINDS, QUARANTINE, TRADES, CopyKind
 from tickguard.store.migrate import libpq_url
@@ -304,7 +304,7 @@ def _gap_params(gap: Gap) -> tuple[Any, ...]:
         gap.cause,
         gap.status,
         gap.detected_at,
-        gap.resolved_at,
+        gap.resolved_at or (datetime.now(UTC) if gap.status != GapStatus.OPEN else None),
         gap.rows_filled,
         Jsonb(gap.detail),
     )
