@@ -458,3 +458,20 @@ async def test_a_slow_client_is_dropped_without_stalling_the_others(tmp_path: Pa
                     await asyncio.wait_for(slow.recv(), 10)
     faults = TruthReader(tmp_path / "truth").faults()
     assert [f["kind"] for f in faults] == ["slow_consumer"]
+
+
+async def test_a_connection_opened_during_a_silence_gets_data(tmp_path: Path) -> None:
+    async with running(config(tmp_path, "silent:3@0.5")) as (sim, key):
+        other = await approval_key(sim, "APPKEY2")
+        async with connect(sim.ws_url) as stale:
+            await subscribe(stale, key, TRADE, "005930")
+            deadline = time.monotonic() + 5
+            while await collect(stale, 0.3):  # data until the silence starts
+                assert time.monotonic() < deadline, "the silence never started"
+            async with connect(sim.ws_url) as fresh:
+                await subscribe(fresh, other, TRADE, "005930")
+                assert await collect(fresh, 0.5), "a new connection is not silenced"
+            assert not await collect(stale, 0.2), "the stale one stays silent"
+            assert await collect(stale, 3.0), "and gets data again after the silence"
+    faults = TruthReader(tmp_path / "truth").faults()
+    assert faults[0]["kind"] == "silent" and len(faults[0]["detail"]["sessions"]) == 1

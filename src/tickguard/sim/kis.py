@@ -430,13 +430,19 @@ class KisSimulator:
         )
 
     async def _silence(self, spec: Silence) -> None:
+        """The connections open when a silence starts go stale for its duration: socket open,
+        PINGPONG still flowing, no data. A connection opened meanwhile (a client that noticed
+        and reconnected) gets data at once, as after a real stale socket."""
         await asyncio.sleep(spec.after_s)
         while True:
-            self.feed.silenced = True
-            start, ids = time.time(), sorted(self.sessions.conns)
+            start, stale = time.time(), list(self.sessions.conns.values())
+            for conn in stale:
+                conn.silenced = True
             await asyncio.sleep(spec.duration_s)
-            self.feed.silenced = False
+            for conn in stale:
+                conn.silenced = False
             self.counters.silences += 1
+            ids = [c.id for c in stale]
             self.truth.fault("silent", None, start, time.time(), sessions=ids)
             if spec.every_s is None:
                 return

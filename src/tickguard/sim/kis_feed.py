@@ -65,7 +65,6 @@ class Feed:
         self._rng = random.Random(faults.seed ^ 0x5EED)
         self._grown: dict[Grow, int] = {}
         self._grow_started: dict[Grow, float] = {}
-        self.silenced = False
 
     async def pump(self, events: Iterator[GenEvent]) -> None:
         """Send the tape on the sim clock until the day ends."""
@@ -99,10 +98,12 @@ class Feed:
             key = ev.seq
             self._truth.book(ev.symbol, key, ev.t, len(live))
             self._counters.books_generated += 1
-        if not live or self.silenced:
+        if not live:
             return
         record = trade_record(ev) if isinstance(ev, GenTrade) else book_record(ev)
         for conn in live:
+            if conn.silenced:
+                continue
             records, keys = conn.outbox.setdefault((tr_id, ev.symbol), ([], []))
             records.append(record)
             keys.append(key)

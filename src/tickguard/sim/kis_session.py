@@ -29,6 +29,8 @@ class Conn:
     app_key: str | None = None
     subs: dict[SubKey, None] = field(default_factory=dict)
     """Registrations in order (a dict used as an ordered set)."""
+    silenced: bool = False
+    """A silence fault holds this connection's data back (the socket stays open)."""
     dying: bool = False
     """Set when a fault is about to drop the connection: no more data is queued for it."""
     pong: asyncio.Event = field(default_factory=asyncio.Event)
