@@ -181,3 +181,36 @@ def test_concurrent_callers_create_each_partition_once(db_url: str) -> None:
         for d in range(5)
     )
     assert created == expected
+
+
+BOOK_LOAD = """
+INSERT INTO book_snapshots (broker, symbol, trading_day, ts, received_at, ask_prices, ask_qtys,
+                            bid_prices, bid_qtys, total_ask_qty, total_bid_qty, digest)
+SELECT 'kis', 'S' || lpad((i %% 100)::text, 3, '0'), %(day)s,
+       %(open)s + i * interval '200 milliseconds', %(open)s + i * interval '200 milliseconds',
+       ARRAY[70100, 70200]::bigint[], ARRAY[1, 2]::bigint[], ARRAY[70000, 69900]::bigint[],
+       ARRAY[3, 4]::bigint[], 3, 7, i
+FROM generate_series(1, 100000) AS i
+"""
+
+
+def test_explain_book_rows_of_a_symbol_in_a_minute(conn: Conn) -> None:
+    start = datetime(TODAY.year, TODAY.month, TODAY.day, 9, 0, tzinfo=KST)
+    conn.execute(BOOK_LOAD, {"day": TODAY, "open": start})  # type: ignore[arg-type]
+    conn.execute("ANALYZE book_snapshots")
+    part = parts.partition_name("book_snapshots", TODAY)
+    minute = {
+        "m0": start + timedelta(minutes=30),
+        "m1": start + timedelta(minutes=31),
+        "day": TODAY,
+    }
+    text = _plan(
+        conn,
+        "SELECT * FROM book_snapshots WHERE symbol = 'S042' AND ts >= %(m0)s AND ts < %(m1)s"
+        " AND trading_day = %(day)s",
+        minute,
+    )
+    assert f"Seq Scan on {part}" not in text, text
+    assert re.search(
+        rf"(Index (Only )?Scan using|Bitmap Index Scan on) {part}_symbol_ts_idx\b", text
+    ), text
