@@ -241,11 +241,14 @@ def test_empty_batch_writes_nothing(writer: PostgresWriter) -> None:
 def test_writer_prepares_the_partition_of_a_new_day(
     writer: PostgresWriter, conn: psycopg.Connection
 ) -> None:
-    far = date(2030, 1, 2)
+    far = DAY + timedelta(days=60)
     result = writer.write(Batch(trades=[trade(1, trading_day=far)], books=[book(1)]))
     assert (result.trades_inserted, result.books_inserted) == (1, 1)
-    assert count(conn, "trades_p20300102") == 1
+    assert count(conn, f"trades_p{far:%Y%m%d}") == 1
     assert count(conn, "trades_default") == 0
+    corrupt = date(2999, 1, 2)  # beyond the span: kept in the default partition, no new table
+    assert writer.write(Batch(trades=[trade(2, trading_day=corrupt)])).trades_inserted == 1
+    assert count(conn, "trades_default") == 1
     tomorrow = DAY + timedelta(days=1)
     assert conn.execute(
         "SELECT to_regclass(%s)", (f"book_snapshots_p{tomorrow:%Y%m%d}",)

@@ -2,11 +2,11 @@
 
 Each kind is COPYed (binary) into a temporary staging table, then moved with
 ``INSERT … SELECT … ON CONFLICT DO NOTHING`` into its table, and the staging rows are
-deleted in the same transaction. A fast path comes first: COPY straight into the table in
-a savepoint, which holds only if no key repeats (see ``_copy_direct``). A row whose natural key is
-already stored is counted as a duplicate and the rest of the batch is stored: the opposite
-of cryptofeed's writer, where one repeated row silently discards the whole batch. Storing a
-batch twice therefore changes nothing and says so in :class:`WriteResult`.
+deleted in the same transaction. A row whose natural key is already stored is counted as a
+duplicate and the rest of the batch is stored: the opposite of cryptofeed's writer, where
+one repeated row silently discards the whole batch. Storing a batch twice therefore changes
+nothing and says so in :class:`WriteResult`. A fast path comes first: COPY straight into
+the table inside a savepoint, kept only if no key repeats (see ``_copy_direct``).
 
 Gaps are few (one per dropped connection) and a batch may report the same gap twice (open,
 then closed), which one ``INSERT … ON CONFLICT DO UPDATE`` statement cannot touch twice, so
@@ -66,6 +66,9 @@ TRUNCATE_EVERY_ROWS = 20_000
 """Rows through one staging table between two TRUNCATEs (bounds its dead-tuple bloat)."""
 MAX_DIRECT_REST = 64
 """Most calls the direct-COPY fast path sits out after a repeated key."""
+AUTO_PARTITION_SPAN_DAYS = 400
+"""Days from today within which the writer creates a missing day partition by itself; a
+day further off (a corrupt date) goes to the DEFAULT partition instead of adding tables."""
 _DAY = attrgetter("trading_day")
 RowSource = Callable[[], Iterable[tuple[Any, ...]]]
 """Builds the COPY rows of one kind; called again when the fast path falls back."""
@@ -108,12 +111,7 @@ class WriteResult:
 
     @property
     def duplicates(self) -> int:
-        return (
-            self.trades_duplicates
-            + self.books_duplicates
-            + self.bars_duplicates
-            + (self.quarantined_duplicates)
-        )
+        return sum(getattr(self, f.name) for f in fields(self) if f.name.endswith("_duplicates"))
 
 
 class PostgresWriter:
@@ -202,7 +200,8 @@ class PostgresWriter:
             ensure_window(self.conn, today)
             self._window_day = today
         for day in sorted(days - self._days_ready):
-            ensure_partitions(self.conn, day, 0)
+            if abs((day - today).days) <= AUTO_PARTITION_SPAN_DAYS:
+                ensure_partitions(self.conn, day, 0)
         self._days_ready |= days
 
     def _transaction(self) -> AbstractContextManager[psycopg.Transaction]:
