@@ -184,3 +184,29 @@ async def test_collect_cli_runs_into_redis_until_ctrl_c(
     assert report["totals"]["trades"] > 0 and report["totals"]["subscriptions"] == 6
     assert b"the-real" not in err and b'"k"' not in out  # no secrets printed
     assert list((settings_env / "raw").glob("*.tgraw.zst"))  # raw frames were recorded
+
+
+def test_replay_cli_to_stream_feeds_the_redis_stream(
+    tmp_path: Path, settings_env: Path, redis_url: str, stream_prefix: str
+) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    import redis
+
+    from tickguard.stream.recorder import RawRecorder
+
+    lines = (Path(__file__).parents[1] / "data" / "kis" / "session.txt").read_text().splitlines()
+    rec = RawRecorder(tmp_path / "rec", Settings().stream)
+    for line in lines:
+        rec.record(False, datetime(2023, 6, 12, 1, tzinfo=UTC), line)
+    rec.close()
+    result = CliRunner().invoke(app, ["replay", str(tmp_path / "rec"), "--to-stream", "--json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output.strip().splitlines()[-1])
+    assert counts["batches"] >= 1 and counts["trades"] > 0
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.xlen(f"{stream_prefix}:events") == counts["batches"]
+    finally:
+        client.close()
