@@ -124,22 +124,31 @@ def _is_json(text: str) -> bool:
     return True
 
 
-async def unsubscribe_all(ws: ClientConnection, key: str, subs: list[tuple[str, str]]) -> list[str]:
-    """Unsubscribe and keep every non-control message until all UNSUB acks are in: after
-    that the simulator sends nothing more, so the client has seen all it was sent."""
+async def request_all(
+    ws: ClientConnection, key: str, subs: list[tuple[str, str]], tr_type: str
+) -> list[str]:
+    """(Un)subscribe ``subs`` and keep every non-control message until all acks are in, so no
+    data frame is skipped. After the last UNSUB ack the simulator sends nothing more."""
     for tr, s in subs:
-        await ws.send(request(key, tr, s, tr_type="2"))
+        await ws.send(request(key, tr, s, tr_type=tr_type))
+    expected = "OPSP0000" if tr_type == "1" else "OPSP0001"
     rest: list[str] = []
     acks = 0
     while acks < len(subs):
         msg = await asyncio.wait_for(ws.recv(), 5)
         assert isinstance(msg, str)
         try:
-            acks += json.loads(msg)["body"]["msg_cd"] == "OPSP0001"
+            code = json.loads(msg)["body"]["msg_cd"]
         except (ValueError, KeyError, TypeError):
             rest.append(msg)  # data frames, and malformed ones that are not JSON either
-    rest += await collect(ws, 0.3)
+            continue
+        assert code == expected, msg
+        acks += 1
     return rest
+
+
+async def unsubscribe_all(ws: ClientConnection, key: str, subs: list[tuple[str, str]]) -> list[str]:
+    return await request_all(ws, key, subs, "2") + await collect(ws, 0.3)
 
 
 async def test_subscribe_acks_and_error_codes(tmp_path: Path) -> None:
@@ -306,9 +315,8 @@ async def test_frames_are_46_and_59_fields_per_record_and_cum_volume_adds_up(
 async def test_ground_truth_matches_what_the_client_received(tmp_path: Path) -> None:
     subs = [(tr, s) for s in ("005930", "069500", "122630") for tr in (TRADE, BOOK)]
     async with running(config(tmp_path)) as (sim, key), connect(sim.ws_url) as ws:
-        for tr, s in subs:
-            await subscribe(ws, key, tr, s)
-        frames = await collect(ws, 1.5)
+        frames = await request_all(ws, key, subs, "1")
+        frames += await collect(ws, 1.5)
         frames += await unsubscribe_all(ws, key, subs)
     got_trades = {
         (r[0], int(r[13])) for f in frames if f.split("|")[1] == TRADE for r in parse(f)[1]
@@ -336,8 +344,7 @@ async def test_flap_drops_without_a_close_frame_and_loses_nothing_sent(tmp_path:
     async with running(cfg) as (sim, key):
         frames: list[str] = []
         async with connect(sim.ws_url) as ws:
-            await subscribe(ws, key, TRADE, "005930")
-            await subscribe(ws, key, BOOK, "005930")
+            frames += await request_all(ws, key, [(TRADE, "005930"), (BOOK, "005930")], "1")
             with pytest.raises(ConnectionClosedError) as info:
                 while True:
                     msg = await asyncio.wait_for(ws.recv(), 5)
@@ -387,8 +394,8 @@ async def test_silence_keeps_the_socket_open_and_stops_data(tmp_path: Path) -> N
 
 async def test_malformed_frames_are_injected_and_counted(tmp_path: Path) -> None:
     async with running(config(tmp_path, "malformed:0.2")) as (sim, key), connect(sim.ws_url) as ws:
-        await subscribe(ws, key, TRADE, "005930")
-        frames = await collect(ws, 1.5, keep_malformed=True)
+        frames = await request_all(ws, key, [(TRADE, "005930")], "1")
+        frames += await collect(ws, 1.5, keep_malformed=True)
         frames += await unsubscribe_all(ws, key, [(TRADE, "005930")])
     bad = 0
     for frame in frames:
