@@ -41,8 +41,12 @@ def _code(name: str) -> sa.Column[Any]:
 
 
 def _timescale_available() -> bool:
+    """TimescaleDB is used only when it is installed AND preloaded (else CREATE EXTENSION fails)."""
     row = op.get_bind().execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+        sa.text(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+            " AND current_setting('shared_preload_libraries') LIKE '%timescaledb%'"
+        )
     )
     return row.first() is not None
 
