@@ -191,3 +191,23 @@ def test_cli_malformed_url_names_the_variable(
         get_settings.cache_clear()
     assert result.exit_code == 1
     assert "TICKGUARD_DATABASE_URL" in result.output and "pw-y" not in result.output
+
+
+def test_cli_current_names_a_database_newer_than_the_code(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tickguard.cli import app
+    from tickguard.settings import get_settings
+
+    with psycopg.connect(migrate.libpq_url(db_url), autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    monkeypatch.setenv("TICKGUARD_DATABASE_URL", db_url)
+    monkeypatch.setenv("TICKGUARD_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["db", "current"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "newer tickguard" in result.output
+    assert migrate.known_revisions() == {"0001"}

@@ -305,3 +305,9 @@ def test_any_mix_of_repeats_stores_each_key_once(
     assert total.trades_inserted + total.trades_duplicates == sum(len(b.trades) for b in batches)
     stored = conn.execute("SELECT count(*) FROM trades WHERE symbol = %s", (symbol,)).fetchone()
     assert stored == (len(set(keys)),)
+
+
+def test_connect_failure_is_a_storage_error_without_the_password() -> None:
+    with pytest.raises(StorageError, match="cannot connect to PostgreSQL") as info:
+        PostgresWriter.connect("postgresql://u:pw-z@127.0.0.1:1/none")
+    assert "pw-z" not in str(info.value)

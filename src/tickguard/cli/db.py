@@ -65,7 +65,12 @@ def current_cmd() -> None:
     except TickguardError as exc:
         raise _fail(exc) from None
     head = migrate.head_revision()
-    state = "up to date" if current == head else "behind: run `tickguard db upgrade`"
+    if current == head:
+        state = "up to date"
+    elif current is not None and current not in migrate.known_revisions():
+        state = "written by a newer tickguard: upgrade tickguard"
+    else:
+        state = "behind: run `tickguard db upgrade`"
     typer.echo(f"current: {current or 'empty'}  head: {head}  ({state})")
     if current != head:
         raise typer.Exit(code=1)

@@ -86,6 +86,11 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    """Every revision shipped with this version of tickguard."""
+    return {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
 def current_revision(url: str) -> str | None:
     """The revision the database is at; None for a database never migrated."""
     with _connect(url) as conn:

@@ -132,7 +132,8 @@ class PostgresWriter:
         try:
             conn = psycopg.connect(libpq_url(url), autocommit=True)
         except psycopg.OperationalError as exc:
-            raise StorageError("cannot connect to PostgreSQL (see TICKGUARD_DATABASE_URL)") from exc
+            reason = (str(exc).strip().splitlines() or ["unreachable"])[0]
+            raise StorageError(f"cannot connect to PostgreSQL: {reason}") from exc
         return cls(conn)
 
     def close(self) -> None:
