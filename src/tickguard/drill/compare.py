@@ -10,8 +10,8 @@ Definitions (keys of the drill report):
 * ``trades_duplicated`` — rows sharing a natural key (the schema forbids it; counted anyway).
   Re-deliveries that the natural key absorbed are ``duplicate_deliveries``.
 * ``trades_unexpected`` — stored keys the simulator never generated (corruption).
-* ``drops_without_gap`` — drops (flap aborts, silence starts) at which some subscription had
-  no gap row covering that moment.
+* ``drops_without_gap`` — drops (flap aborts of bound sessions, silence starts) at which some
+  subscription had no gap row covering that moment.
 * reconnect/recover times are measured on the simulator's side: from the abort (or the
   silence start) to the next websocket open / the next data frame on a new session.
 """
@@ -43,7 +43,9 @@ class Drop:
 def drops_of(truth: TruthReader) -> list[Drop]:
     out: list[Drop] = []
     for fault in truth.faults():
-        if fault["kind"] == "flap":
+        if fault["kind"] == "flap" and fault.get("detail", {}).get("app_key_bound", True):
+            # A flap of a connection that never bound its key (one being refused with
+            # OPSP8996) carried no subscription: nothing was dropped.
             out.append(Drop(float(fault["end"]), "flap"))
         elif fault["kind"] == "silent":
             out.append(Drop(float(fault["start"]), "silent"))
