@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tickguard.stream.spool import HEADER, Spool
+import pytest
+
+from tickguard.stream.spool import HEADER, Spool, SpoolBusyError
 
 
 def _spool(path: Path, *, segment: int = 1024, cap: int = 1 << 20) -> Spool:
@@ -122,3 +124,12 @@ def test_stray_files_are_ignored(tmp_path: Path) -> None:
     assert spool.empty and spool.peek() is None
     spool.append(b"abc")
     assert _drain(spool) == [b"abc"]
+
+
+def test_second_owner_of_a_spool_directory_is_refused(tmp_path: Path) -> None:
+    first = _spool(tmp_path)
+    with pytest.raises(SpoolBusyError):
+        _spool(tmp_path)
+    first.close()
+    second = _spool(tmp_path)  # free again once the owner closed it
+    second.close()

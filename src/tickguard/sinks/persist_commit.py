@@ -83,11 +83,13 @@ class Committer:
         self, decoded: list[tuple[Entry, Batch]], bad: list[tuple[Entry, str]]
     ) -> bool:
         delay = 0.1
-        while not self.stop_event.is_set():
+        while True:  # at least one attempt, even when stopping: the read is ours already
             try:
                 outcome = write_entries(self._writer(), decoded, bad)
             except RETRYABLE_DB as exc:
                 self._drop_writer()
+                if self.stop_event.is_set():
+                    return False
                 with self._lock:
                     self.counters.db_retries += 1
                 log.warning(
@@ -101,7 +103,6 @@ class Committer:
             with self._lock:
                 self.counters.add(outcome.result, quarantined=len(bad) + outcome.unwritable)
             return True
-        return False
 
     def _writer(self) -> PostgresWriter:
         writer: PostgresWriter | None = getattr(self._local, "writer", None)

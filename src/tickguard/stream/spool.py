@@ -18,11 +18,14 @@ last record of a crashed writer is never appended to; when replay reaches it the
 short read) exposes it, it is counted in ``torn_records`` and the rest of that segment is
 skipped.
 
-Not thread-safe: one owner (the sink's event loop) calls every method.
+Not thread-safe: one owner (the sink's event loop) calls every method, and one process
+owns a spool directory at a time (an exclusive ``flock`` on ``lock``; a second opener gets
+:class:`SpoolBusyError`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import struct
@@ -31,11 +34,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from tickguard.errors import StorageError
+
 log = logging.getLogger(__name__)
 
 HEADER: Final = struct.Struct(">III")
 SUFFIX: Final = ".seg"
 CURSOR: Final = "cursor"
+LOCK: Final = "lock"
+
+
+class SpoolBusyError(StorageError):
+    """Another process holds this spool directory (give each sink its own ``name``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +86,7 @@ class Spool:
         self.fsync = fsync
         self.stats = SpoolStats()
         directory.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_directory(directory)
         found = {
             int(p.stem): p.stat().st_size for p in directory.glob(f"*{SUFFIX}") if p.stem.isdigit()
         }
@@ -256,3 +267,16 @@ class Spool:
         if self._writer is not None:
             self._writer.close()
         self._writer, self._write_seq = None, None
+        if not self._lock.closed:
+            self._lock.close()  # releases the flock
+
+
+def _lock_directory(directory: Path) -> BinaryIO:
+    """Hold an exclusive lock on the spool: two writers would interleave and lose records."""
+    handle = (directory / LOCK).open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SpoolBusyError(f"spool {directory} is in use by another process") from None
+    return handle
