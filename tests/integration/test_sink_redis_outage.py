@@ -206,3 +206,28 @@ async def test_cap_reached_overflow_counted_and_memory_bounded(tmp_path: Path) -
     assert counters.overflow_events == counters.overflow_batches * 500
     assert peak < 4 << 20, f"traced peak {peak} bytes"
     assert rss_growth < 32 << 20, f"RSS grew {rss_growth} bytes"
+
+
+async def test_stalled_redis_times_out_into_the_spool_and_nothing_is_lost(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    """A Redis that accepts connections but does not answer (CLIENT PAUSE) is bounded too."""
+    private_redis.start()
+    sink = _sink(private_redis.url, tmp_path / "spool")
+    for i in range(5):
+        await sink.put(batch(i))
+    admin = redis.Redis(port=private_redis.port)
+    admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+    started = time.monotonic()
+    for i in range(5, 15):
+        await sink.put(batch(i))
+    assert time.monotonic() - started < 3.0  # one 0.5 s timeout, then straight to disk
+    assert sink.spooling and sink.counters.send_failures == 1
+    assert await sink.drain(timeout_s=30)
+    await sink.aclose()
+    admin.close()
+
+    seen = batch_ids(private_redis.entries())
+    first_seen = list(dict.fromkeys(seen))
+    assert first_seen == list(range(15))  # every batch, in order
+    assert len(seen) - len(first_seen) <= 1  # at most the timed-out XADD landed twice
