@@ -443,28 +443,43 @@ async def test_a_halted_symbol_sends_nothing_while_others_trade(tmp_path: Path) 
     assert halts[0]["detail"]["symbol"] == "005930"
 
 
+async def _until(condition: Callable[[], bool], within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
 async def test_a_slow_client_is_dropped_without_stalling_the_others(tmp_path: Path) -> None:
     cfg = config(tmp_path, speed=120.0, max_pending_frames=50)
+    arrivals: list[float] = []
+
+    async def read(ws: ClientConnection) -> None:
+        async for msg in ws:
+            if isinstance(msg, str) and msg[0] == "0":
+                arrivals.append(time.monotonic())
+
     async with running(cfg) as (sim, key):
         fast_key = await approval_key(sim, "APPKEY2")
-        async with connect(sim.ws_url, max_queue=1) as slow, connect(sim.ws_url) as fast:
-            for symbol in ("005930", "000660", "069500", "122630"):
-                for tr in (TRADE, BOOK):
-                    await subscribe(slow, key, tr, symbol)
+        async with connect(sim.ws_url) as fast:
             await subscribe(fast, fast_key, TRADE, "005930")
-            received = 0
-            deadline = time.monotonic() + 30
-            while sim.counters.slow_consumers_dropped == 0:
-                assert time.monotonic() < deadline, "the slow client was never dropped"
-                received += len(await collect(fast, 0.2))
-            assert received > 0
-            after = await collect(fast, 0.5)
-            assert after, "the fast client keeps getting data after the slow one is dropped"
-            with pytest.raises(ConnectionClosed):
-                while True:
-                    await asyncio.wait_for(slow.recv(), 10)
+            reader = asyncio.create_task(read(fast))
+            async with connect(sim.ws_url, max_queue=1) as slow:
+                for symbol in ("005930", "000660", "069500", "122630"):
+                    for tr in (TRADE, BOOK):
+                        await slow.send(request(key, tr, symbol))  # and never read
+                await _until(lambda: sim.counters.slow_consumers_dropped > 0, 30, "never dropped")
+                dropped_at = time.monotonic()
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await asyncio.wait_for(slow.recv(), 10)
+            await _until(
+                lambda: bool(arrivals) and arrivals[-1] > dropped_at + 0.2, 5, "fast client stalled"
+            )
+            reader.cancel()
+    assert arrivals[0] < dropped_at, "the fast client got data while the slow one lagged"
     faults = TruthReader(tmp_path / "truth").faults()
-    assert [f["kind"] for f in faults] == ["slow_consumer"]
+    assert [(f["kind"], f["session"]) for f in faults] == [("slow_consumer", 2)]
 
 
 async def test_a_connection_opened_during_a_silence_gets_data(tmp_path: Path) -> None:
