@@ -35,6 +35,9 @@ from starlette.routing import Route
 from tickguard.errors import StackError
 from tickguard.models import KST
 
+MAX_APPROVALS = 10_000
+"""Approval keys remembered at once (a reconnect loop that asks each time stays bounded)."""
+
 
 @dataclass(slots=True)
 class _Token:
@@ -116,6 +119,8 @@ class KisAuthority:
 
     def approval(self, app_key: str) -> str:
         key = str(uuid.uuid4())
+        if len(self._approvals) >= MAX_APPROVALS:  # bounded: forget the oldest key
+            del self._approvals[next(iter(self._approvals))]
         self._approvals[key] = app_key
         self.approvals_issued += 1
         return key

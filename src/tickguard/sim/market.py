@@ -40,12 +40,17 @@ def seconds_of(value: time) -> float:
     return value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6
 
 
-_HHMMSS = [f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}" for s in range(86_400)]
+_HHMMSS: dict[int, str] = {}
 
 
 def hhmmss(t: float) -> str:
-    """Exchange time on the wire: whole seconds, ``HHMMSS`` (a table: hot path)."""
-    return _HHMMSS[int(t) % 86_400]
+    """Exchange time on the wire: whole seconds, ``HHMMSS`` (memoised: hot path; a day has
+    at most 86 400 distinct values)."""
+    s = int(t) % 86_400
+    text = _HHMMSS.get(s)
+    if text is None:
+        text = _HHMMSS[s] = f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}"
+    return text
 
 
 @dataclass(frozen=True, slots=True)
