@@ -60,9 +60,16 @@ def ensure_prefect_database(database_url: str, name: str = "prefect") -> str:
     )
 
 
-def server_env(prefect_db_url: str, home: Path) -> dict[str, str]:
+def server_env(prefect_db_url: str, home: Path, port: int) -> dict[str, str]:
+    """The server's environment. The UI learns the API address from the settings, not from
+    ``--port``: without PREFECT_UI_API_URL it would call 127.0.0.1:4200 and show nothing."""
+    api = f"http://127.0.0.1:{port}/api"
     return {
         **OFFLINE_ENV,
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_UI_API_URL": api,
+        "PREFECT_API_URL": api,
         "PREFECT_HOME": str(home),
         "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db_url,
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": (
@@ -109,7 +116,7 @@ def start_server(
     """A Prefect server on 127.0.0.1:``port``; returns it and its API URL once healthy."""
     home.mkdir(parents=True, exist_ok=True)
     args = [prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    child = spawn("prefect server", args, server_env(prefect_db_url, home), log_path)
+    child = spawn("prefect server", args, server_env(prefect_db_url, home, port), log_path)
     api = f"http://127.0.0.1:{port}/api"
     try:
         wait_healthy(api, timeout_s, child)
@@ -135,8 +142,18 @@ def wait_healthy(api_url: str, timeout_s: float, child: Child | None = None) -> 
     raise StackError(f"Prefect API at {api_url} not healthy after {timeout_s:.0f} s")
 
 
-def start_worker(pool: str, name: str, env: dict[str, str], log_path: Path, cwd: Path) -> Child:
+def start_worker(
+    pool: str,
+    name: str,
+    env: dict[str, str],
+    log_path: Path,
+    cwd: Path,
+    queues: list[str] | None = None,
+) -> Child:
+    """A process worker on ``pool``; ``queues`` restricts it (scale-out), None pulls all."""
     args = [prefect_bin(), "worker", "start", "--pool", pool, "--type", "process", "--name", name]
+    for queue in queues or []:
+        args += ["--work-queue", queue]
     return spawn(f"worker {name}", args, {**OFFLINE_ENV, **env}, log_path, cwd)
 
 
