@@ -19,9 +19,7 @@ sync: $(UV)
 	$(UV) sync --frozen
 
 run: sync
-	$(UV) run tickguard stack up
-	$(UV) run tickguard db upgrade
-	$(UV) run tickguard persist
+	$(UV) run tickguard up $(UP_ARGS)
 
 check: sync
 	$(UV) run ruff check src tests collectors flows
