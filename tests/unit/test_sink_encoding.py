@@ -166,3 +166,12 @@ def test_garbage_raises_decode_error(garbage: bytes) -> None:
 def test_random_bytes_never_escape_as_other_errors(data: bytes) -> None:
     with contextlib.suppress(DecodeError):
         decode_batch(data)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.integers(min_value=-(2**52) + 1, max_value=2**52 - 1), min_size=1, max_size=5))
+def test_fast_timestamp_path_is_exact(micros: list[int]) -> None:
+    from tickguard.sinks.encoding import _dts
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert _dts(micros) == [epoch + timedelta(microseconds=us) for us in micros]

@@ -52,6 +52,7 @@ QUARANTINE_COLUMNS: Final = ("broker", "received_at", "reason", "raw", "detail")
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
+_FAST_US: Final = 2**52
 _BROKERS: Final = {b.value: b for b in Broker}
 _SIDE_OR_NONE: Final[dict[str | None, Side | None]] = {None: None, **{s.value: s for s in Side}}
 _SOURCES: Final = {s.value: s for s in Source}
@@ -189,6 +190,15 @@ def _columns(part: Any, width: int) -> list[list[Any]] | None:
 
 
 def _dts(col: list[int]) -> list[datetime]:
+    """Microseconds → aware UTC datetimes, exactly.
+
+    ``fromtimestamp`` is the faster C path; it is exact while ``us / 1e6`` stays within half
+    a microsecond of the true value, i.e. for |us| < 2**52 (1827–2112). Outside that range
+    the integer path (epoch + timedelta) is used.
+    """
+    if col and min(col) > -_FAST_US and max(col) < _FAST_US:
+        fts, utc = datetime.fromtimestamp, UTC
+        return [fts(us / 1e6, utc) for us in col]
     epoch, delta = _EPOCH, timedelta
     return [epoch + delta(microseconds=us) for us in col]
 
