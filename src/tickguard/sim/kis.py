@@ -10,11 +10,11 @@ unsubscribe with ``tr_type`` "1"/"2" and KIS-shaped acks with iv/key, ``OPSP0002
 KIS does not send them) with the session closed when no echo arrives in time — a text echo
 counts, and so does a PONG control frame carrying it. Data frames come from
 :mod:`tickguard.sim.kis_feed`; faults from the :class:`FaultSchedule`; everything generated,
-sent and injected lands in the ground truth (:mod:`tickguard.sim.truth`).
+sent and injected lands in the ground truth (:mod:`tickguard.sim.truth`). Requests and acks
+are handled by :mod:`tickguard.sim.kis_control`.
 
 KIS's PINGPONG interval (≈110 s per a third party), its close behaviour and the slot hold
-time are UNCONFIRMED; they are settings here. Error ``msg_cd`` values of the OPSP999x family
-follow a third-party table; which number means which missing part is a simulator choice.
+time are UNCONFIRMED; they are settings here.
 """
 
 from __future__ import annotations
@@ -23,10 +23,8 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import json
 import logging
 import random
-import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -43,16 +41,15 @@ from websockets.exceptions import ConnectionClosed
 from tickguard.models import KST
 from tickguard.sim.clock import SimClock
 from tickguard.sim.faults import FaultSchedule, Flap, Silence
+from tickguard.sim.kis_control import KisControl, is_pingpong
 from tickguard.sim.kis_feed import Feed
 from tickguard.sim.kis_rest import KisAuthority, RestServer, TokenRules, rest_app
 from tickguard.sim.kis_session import Conn, SessionTable, SimCounters
-from tickguard.sim.kis_wire import DATA_TRS, ack, aes_material, pingpong
+from tickguard.sim.kis_wire import pingpong
 from tickguard.sim.market import Market, MarketConfig, seconds_of
 from tickguard.sim.truth import TruthWriter
 
 logger = logging.getLogger(__name__)
-
-_TR_KEY = re.compile(r"^Q?\d{6}$")
 
 
 @dataclass(frozen=True)
@@ -89,18 +86,6 @@ class _KisConnection(ServerConnection):
         if self.on_pong is not None:
             self.on_pong(data)
         super().acknowledge_pings(data)
-
-
-def _is_pingpong(text: str | bytes) -> bool:
-    try:
-        msg = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return (
-        isinstance(msg, dict)
-        and isinstance(msg.get("header"), dict)
-        and (msg["header"].get("tr_id") == "PINGPONG")
-    )
 
 
 class KisSimulator:
@@ -181,6 +166,14 @@ class KisSimulator:
             max_pending=cfg.max_pending_frames,
         )
         self._exit.callback(self.feed.close)
+        self.control = KisControl(
+            authority=self.authority,
+            sessions=self.sessions,
+            counters=self.counters,
+            truth=self.truth,
+            max_registrations=cfg.max_registrations,
+            rng=self._rng,
+        )
         self._exit.push_async_callback(self._cancel_tasks)
         self._record_halts()
         self._spawn(self.feed.pump(itertools.chain([] if first is None else [first], events)))
@@ -265,7 +258,7 @@ class KisSimulator:
         path = ws.request.path if ws.request is not None else ""
         self.truth.session_event(conn.id, "open", path=path)
         if isinstance(ws, _KisConnection):
-            ws.on_pong = lambda data: conn.pong.set() if _is_pingpong(data) else None
+            ws.on_pong = lambda data: conn.pong.set() if is_pingpong(data) else None
         helpers = [
             asyncio.create_task(self._pingpong(conn)),
             asyncio.create_task(self.feed.writer(conn)),
@@ -277,7 +270,7 @@ class KisSimulator:
         try:
             async for message in ws:
                 if isinstance(message, str):
-                    await self._on_text(conn, message)
+                    await self.control.on_text(conn, message)
         except ConnectionClosed as exc:
             reason = str(exc)
         finally:
@@ -285,112 +278,6 @@ class KisSimulator:
                 task.cancel()
             self.sessions.release(conn)
             self.truth.session_event(conn.id, "closed", reason=conn.close_reason or reason)
-
-    async def _on_text(self, conn: Conn, text: str) -> None:
-        if _is_pingpong(text):
-            conn.pong.set()
-            self.counters.pongs_received += 1
-            return
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            await self._error(conn, "", "", "OPSP9999", "JSON PARSING ERROR : invalid json format")
-            return
-        header = msg.get("header") if isinstance(msg, dict) else None
-        body = msg.get("body") if isinstance(msg, dict) else None
-        inp = body.get("input") if isinstance(body, dict) else None
-        if not isinstance(header, dict):
-            await self._error(conn, "", "", "OPSP9998", "JSON PARSING ERROR : header not found")
-        elif not isinstance(body, dict):
-            await self._error(conn, "", "", "OPSP9997", "JSON PARSING ERROR : body not found")
-        elif not isinstance(inp, dict):
-            await self._error(conn, "", "", "OPSP9996", "JSON PARSING ERROR : input not found")
-        else:
-            await self._on_request(
-                conn, header, str(inp.get("tr_id", "")), str(inp.get("tr_key", ""))
-            )
-
-    def _problem(
-        self, conn: Conn, header: dict[str, Any], app_key: str | None, tr_id: str, tr_key: str
-    ) -> tuple[str, str] | None:
-        """The error a request earns, checked in the order KIS's server parses it."""
-        if header.get("tr_type") not in ("1", "2"):
-            return "OPSP8997", "JSON PARSING ERROR : invalid tr_type"
-        if header.get("custtype") not in ("P", "B"):
-            return "OPSP8998", "JSON PARSING ERROR : invalid custtype"
-        if app_key is None or conn.app_key not in (None, app_key):
-            return "OPSP0011", "invalid approval : NOT FOUND"
-        if tr_id not in DATA_TRS:
-            return "OPSP8991", "SUBSCRIBE ERROR : invalid tr_id"
-        if not _TR_KEY.match(tr_key):
-            return "OPSP8992", "SUBSCRIBE ERROR : invalid tr_key"
-        return None
-
-    async def _on_request(
-        self, conn: Conn, header: dict[str, Any], tr_id: str, tr_key: str
-    ) -> None:
-        app_key = self.authority.app_key_for(str(header.get("approval_key", "")))
-        problem = self._problem(conn, header, app_key, tr_id, tr_key)
-        if problem is not None or app_key is None:
-            await self._error(conn, tr_id, tr_key, *(problem or ("OPSP0011", "")))
-            return
-        if conn.app_key is None and not await self._bind(conn, app_key, tr_id, tr_key):
-            return
-        if header.get("tr_type") == "1":
-            await self._subscribe(conn, tr_id, tr_key)
-        else:
-            await self._unsubscribe(conn, tr_id, tr_key)
-
-    async def _bind(self, conn: Conn, app_key: str, tr_id: str, tr_key: str) -> bool:
-        if self.sessions.claim(conn, app_key):
-            self.counters.sessions_bound += 1
-            self.truth.session_event(conn.id, "bound")
-            return True
-        self.counters.session_conflicts += 1
-        conn.close_reason = "OPSP8996 ALREADY IN USE appkey"
-        await self._error(conn, tr_id, tr_key, "OPSP8996", "ALREADY IN USE appkey")
-        await conn.ws.close()
-        return False
-
-    async def _subscribe(self, conn: Conn, tr_id: str, tr_key: str) -> None:
-        key = (tr_id, tr_key)
-        if key in conn.subs:
-            await self._error(conn, tr_id, tr_key, "OPSP0002", "ALREADY IN SUBSCRIBE")
-        elif len(conn.subs) >= self.config.max_registrations:
-            await self._error(conn, tr_id, tr_key, "OPSP0008", "MAX SUBSCRIBE OVER")
-        else:
-            answer = ack(
-                tr_id,
-                tr_key,
-                "OPSP0000",
-                "SUBSCRIBE SUCCESS",
-                ok=True,
-                iv_key=aes_material(self._rng),
-            )
-            await conn.ws.send(answer)
-            self.sessions.add(conn, key)  # after the ack: no data frame precedes it
-            self.counters.subscribed += 1
-
-    async def _unsubscribe(self, conn: Conn, tr_id: str, tr_key: str) -> None:
-        key = (tr_id, tr_key)
-        if key not in conn.subs:
-            await self._error(conn, tr_id, tr_key, "OPSP0003", "UNSUBSCRIBE ERROR(not found!)")
-            return
-        self.sessions.remove(conn, key)
-        answer = ack(
-            tr_id,
-            tr_key,
-            "OPSP0001",
-            "UNSUBSCRIBE SUCCESS",
-            ok=True,
-            iv_key=aes_material(self._rng),
-        )
-        await conn.ws.send(answer)
-        self.counters.unsubscribed += 1
-
-    async def _error(self, conn: Conn, tr_id: str, tr_key: str, code: str, text: str) -> None:
-        self.counters.subscribe_errors += 1
-        await conn.ws.send(ack(tr_id, tr_key, code, text, ok=False))
 
     # -- keep-alive and connection faults -------------------------------------------------
 
