@@ -23,6 +23,7 @@ from tickguard.cli import app
         (["--fault", "explode:1"], "unknown fault"),
         (["--fault", "flap:5-3"], "flap interval"),
         (["--symbols", "12ab"], "expected a count or 6-digit codes"),
+        (["--symbols", "005930,Qxyz"], "expected a count or 6-digit codes"),
         (["--start", "9am"], "expected HH:MM"),
         (["--day", "2026-13-40"], "expected YYYY-MM-DD"),
         (["--speed", "0"], "speed"),

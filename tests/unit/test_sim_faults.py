@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tickguard.sim.faults import (
     FaultSchedule,
@@ -72,3 +75,14 @@ def test_schedule_answers_per_kind() -> None:
     assert schedule.halts() == (HaltWindow("000660", time(9, 10), time(9, 20)),)
     empty = FaultSchedule()
     assert empty.flap() is None and empty.malformed() is None and empty.halts() == ()
+
+
+_NEAR_GRAMMAR = st.from_regex(
+    r"(flap|silent|malformed|grow|halt):[0-9A-Z.@/x,:\-]{0,24}", fullmatch=True
+)
+
+
+@given(st.one_of(st.text(max_size=40), _NEAR_GRAMMAR))
+def test_no_input_makes_the_parser_raise_anything_else(spec: str) -> None:
+    with contextlib.suppress(FaultSpecError):
+        assert parse_fault(spec) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 from datetime import date, datetime, time
 from pathlib import Path
@@ -22,7 +23,7 @@ def _symbols(value: str) -> list[str]:
     if text.isdigit() and len(text) < 6:
         return default_symbols(int(text))
     codes = [c.strip() for c in text.split(",") if c.strip()]
-    bad = [c for c in codes if not (c.isdigit() and len(c) == 6) and not c.startswith("Q")]
+    bad = [c for c in codes if not re.fullmatch(r"Q?\d{6}", c)]
     if not codes or bad:
         raise typer.BadParameter(f"expected a count or 6-digit codes, got {bad or value!r}")
     return codes
