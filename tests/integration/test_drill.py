@@ -63,7 +63,17 @@ async def test_silent_drill_detects_silence_and_reconnects_within_10s(redis_url:
     assert report["gaps_open_at_end"] == 0
 
 
+async def test_malformed_frames_are_quarantined_and_take_no_trade_with_them(
+    redis_url: str,
+) -> None:
+    report = await _drill("malformed", redis_url, symbols=6, minutes=1.0, speed=4.0)
+    _assert_whole(report)
+    assert report["frames_quarantined"] > 0 and report["quarantine_rows"] > 0
+    assert report["trades_stored"] == report["trades_sent"]
+    assert report["books_stored"] == report["books_sent"]
+
+
 async def test_drill_refuses_a_broker_without_simulator(redis_url: str) -> None:
     with pytest.raises(DrillError, match="no simulator"):
         await _drill("calm", redis_url, broker=Broker.KIWOOM)
-    assert set(SCENARIOS) >= {"calm", "flap", "silent"}
+    assert set(SCENARIOS) >= {"calm", "flap", "silent", "malformed"}

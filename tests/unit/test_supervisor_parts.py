@@ -107,3 +107,22 @@ async def test_batcher_bounds_batches_and_flushes_everything_before_end() -> Non
     assert [t.cum_volume for b in got for t in b.trades] == list(range(50))
     assert all(1 <= len(b) <= 7 for b in got)
     assert batcher.stats.trades == 50 and batcher.stats.batches == len(got)
+
+
+async def test_batcher_keeps_quarantined_frames_out_of_event_batches() -> None:
+    from tickguard.models import QuarantineRecord
+
+    got: list[Batch] = []
+
+    class Sink:
+        async def put(self, batch: Batch) -> None:
+            got.append(batch)
+
+    queue = EventQueue(1000)
+    batcher = Batcher(queue, Sink(), StreamSettings(batch_max_events=100))
+    task = asyncio.create_task(batcher.run())
+    poison = QuarantineRecord(Broker.KIS, T0, "bad_frame", "0|\x00\x01")
+    await queue.put_many([_trade(1), poison, _trade(2)])
+    await batcher.close()
+    await asyncio.wait_for(task, 5)
+    assert [(len(b.trades), len(b.quarantined)) for b in got] == [(2, 0), (0, 1)]

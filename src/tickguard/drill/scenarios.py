@@ -41,6 +41,12 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
             ("flap:3-5",),
             _BASE_SIM,
         ),
+        "malformed": Scenario(
+            "malformed",
+            "1 % of data frames preceded by a malformed frame; a record that grows a field",
+            ("malformed:0.01", "grow:H0STASP0@5x20"),
+            _BASE_SIM,
+        ),
         "silent": Scenario(
             "silent",
             "data stops for 12 s with the socket open (PINGPONG continues), every 40 s",

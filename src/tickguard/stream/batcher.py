@@ -150,7 +150,13 @@ class Batcher:
         await self._queue.put_many([END])
 
     async def _emit(self, batch: Batch) -> None:
-        await self._sink.put(batch)
+        # A batch is one transaction downstream. A raw malformed frame can be poison (a NUL
+        # byte PostgreSQL text refuses): it must not take a batch of good trades with it.
+        if batch.quarantined and (batch.trades or batch.books or batch.gaps):
+            await self._sink.put(Batch(batch.trades, batch.books, batch.gaps))
+            await self._sink.put(Batch(quarantined=batch.quarantined))
+        else:
+            await self._sink.put(batch)
         stats = self.stats
         stats.batches += 1
         stats.trades += len(batch.trades)
