@@ -82,7 +82,7 @@ class Persist:
         stream: str,
         group: str,
         consumer: str,
-        read_count: int = 64,
+        read_count: int = 16,
         block_ms: int = 500,
         claim_idle_ms: int = 30_000,
         trim_interval_s: float = 10.0,
