@@ -153,3 +153,43 @@ async def test_collector_flow_stores_trades_and_completes_at_session_end(
     assert any(e["payload"]["last_trade_at"] for e in live)
     progress = _events(prefect_api.url, "tickguard.collector.progress", resource)
     assert progress, "a writing collector emits progress"
+
+
+async def test_collector_fences_itself_when_prefect_ends_its_run(
+    prefect_api: PrefectApi,
+    settings_env: Path,
+    kis_sim: KisSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An automation marked the run Failed (stalled / lost heartbeats): the collector stops
+    well before its end time and releases its app key to the replacement."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Failed
+
+    from tickguard.orchestration.collector_flow import collect_kis
+
+    _point_at(kis_sim, monkeypatch)
+    end = datetime.now(UTC) + timedelta(seconds=120)
+    task = asyncio.create_task(
+        collect_kis(symbols=SYMBOLS[:1], until=end.isoformat(), return_state=True)
+    )
+    async with get_client() as client:
+
+        async def running() -> Any:
+            runs = await client.read_flow_runs(limit=20)
+            live = [r for r in runs if r.state and r.state.is_running()]
+            return live[0] if live else None
+
+        run = None
+        deadline = time.monotonic() + 60
+        while run is None and time.monotonic() < deadline:
+            run = await running()
+            await asyncio.sleep(0.2)
+        assert run is not None
+        await client.set_flow_run_state(run.id, Failed(message="marked by a test"), force=True)
+        fenced_at = time.monotonic()
+        state = await asyncio.wait_for(task, 60)
+    assert time.monotonic() - fenced_at < 30
+    assert datetime.now(UTC) < end
+    assert state.is_failed() and state.name == "Fenced"
+    assert "stopped by the orchestrator" in (state.message or "")

@@ -17,7 +17,7 @@ from typing import Any
 
 from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.states import Cancelled, Completed
+from prefect.states import Cancelled, Completed, Failed
 
 from tickguard.calendar import Phase, TradingCalendar
 from tickguard.collector import CollectorReport, run_collector
@@ -79,10 +79,15 @@ async def collect(
         if verdict is not None and not verdict.allowed:
             return Cancelled(message=f"restart budget exhausted ({verdict.failures} failures)")
         _fault_hook()
-        report = await _collect(settings, broker, symbols, window, calendar, redis)
+        report, fenced = await _collect(settings, broker, symbols, window, calendar, redis)
     finally:
         await redis.aclose()
     await _artifact(broker, report)
+    if fenced:
+        # Type FAILED so the restart budget counts it; named "Fenced" so its event
+        # (prefect.flow-run.Fenced) does not trigger a second rerun — the automation that
+        # ended this run already started the replacement.
+        return Failed(name="Fenced", message=f"stopped by the orchestrator: {fenced}")
     return report.totals
 
 
@@ -99,7 +104,8 @@ async def _collect(
     window: gate.Window,
     calendar: TradingCalendar,
     redis: Any,
-) -> CollectorReport:
+) -> tuple[CollectorReport, str | None]:
+    """Run the collector; the report, and the fence reason when Prefect ended the run."""
     stop = asyncio.Event()
     session = (
         None
@@ -110,7 +116,7 @@ async def _collect(
     def in_phase() -> bool:
         return session is None or session.phase_at(datetime.now(UTC)) is not Phase.CLOSED
 
-    started: list[asyncio.Task[None]] = []
+    started: list[asyncio.Task[str | None]] = []
     url = resolve_redis_url(settings)
     async with RedisStreamSink.from_settings(
         settings, url, name=f"{broker.value}-collector"
@@ -131,9 +137,10 @@ async def _collect(
                 )  # fmt: skip
             finally:
                 stop.set()
-                await asyncio.gather(*started, return_exceptions=True)
+                outcomes = await asyncio.gather(*started, return_exceptions=True)
         await raw.drain(10.0)
-    return report
+    fenced = next((o for o in outcomes if isinstance(o, str)), None)
+    return report, fenced
 
 
 async def _signal(
@@ -143,11 +150,11 @@ async def _signal(
     sink: liveness.WatchedSink,
     in_phase: Any,
     stop: asyncio.Event,
-) -> None:
+) -> str | None:
     """The liveness loop bound to this run (no-op outside a flow run)."""
     run = runtime.current_run()
     if run is None:
-        return
+        return None
     from prefect.client.orchestration import get_client
     from prefect.events import emit_event
     from prefect.events.related import related_resources_from_run_context
@@ -166,7 +173,7 @@ async def _signal(
         async def fenced() -> str | None:
             return await runtime.own_state_is_final(client, run.id)
 
-        await liveness.liveness_loop(
+        return await liveness.liveness_loop(
             settings.orchestration.liveness_interval_s,
             lambda: sum(s.stats.data_frames for s in supervisors),
             sink, emit, quiet_ok=lambda: not in_phase(), fenced=fenced, stop=stop,

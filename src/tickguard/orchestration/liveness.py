@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -85,19 +85,20 @@ async def liveness_loop(
     emit: Emit,
     *,
     quiet_ok: Callable[[], bool],
-    fenced: Callable[[], Any],
+    fenced: Callable[[], Awaitable[str | None]],
     stop: asyncio.Event,
-) -> None:
+) -> str | None:
     """Emit liveness (and progress) every ``interval_s`` until ``stop``; fence on verdict.
 
     ``quiet_ok()`` is True when silence is expected (outside the trading phases);
-    ``fenced()`` is awaited each round and returns a reason when Prefect ended this run.
+    ``fenced()`` is awaited each round and returns a reason when Prefect ended this run;
+    that reason is returned (None when stopped normally).
     """
     rates = Rates()
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), interval_s)
-            return
+            return None
         except TimeoutError:
             pass
         sample = rates.sample(frames(), sink.trades, sink.books)
@@ -115,3 +116,5 @@ async def liveness_loop(
         if reason:
             log.error("collector fenced by the orchestrator (%s): stopping", reason)
             stop.set()
+            return reason
+    return None
