@@ -84,3 +84,14 @@ async def test_runs_until_signalled_and_serves_kis(tmp_path: Path, stop_signal: 
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_bench_reports_what_a_client_in_another_process_received() -> None:
+    result = CliRunner().invoke(
+        app, ["sim", "bench", "--symbols", "3", "--speed", "30", "--seconds", "1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["records"] >= figures["frames"] > 0
+    assert figures["records_per_s"] == round(figures["records"] / 1.0, 1)
+    assert figures["sim_peak_rss_mb"] > 0

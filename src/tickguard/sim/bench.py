@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import psutil
 
+from tickguard.errors import StackError
 from tickguard.sim.kis import KisSimConfig, KisSimulator
 from tickguard.sim.kis_wire import TR_BOOK, TR_TRADE
 from tickguard.sim.market import MarketConfig
@@ -41,8 +42,8 @@ class BenchResult:
     frames_per_s: float
     sim_cpu_pct: float
     records_per_sim_cpu_s: float
-    """Records delivered per CPU-second the simulator used: its capacity on one free core,
-    independent of how busy the (shared) machine was."""
+    """Records delivered per CPU-second the simulator used while the client was subscribed:
+    its capacity on one free core, whatever else the (shared) machine was doing."""
     load_avg_1m: float
     sim_lag_max_s: float
     sim_peak_rss_mb: float
@@ -93,12 +94,17 @@ async def run_bench(symbols: int, speed: float, seconds: float, truth_dir: Path)
         ctx = mp.get_context("spawn")
         out = ctx.Queue()
         child = ctx.Process(target=_client_main, args=(sim.ws_url, key, names, seconds, out))
-        cpu0, wall0 = time.process_time(), time.monotonic()
         child.start()
         peak = 0.0
+        cpu0 = wall0 = None
         while child.is_alive():
             peak = max(peak, proc.memory_info().rss / 2**20)
-            await asyncio.sleep(0.2)
+            if cpu0 is None and sim.counters.subscribed >= 2 * len(names):
+                # CPU is counted from the moment the client is fully subscribed.
+                cpu0, wall0 = time.process_time(), time.monotonic()
+            await asyncio.sleep(0.05)
+        if cpu0 is None or wall0 is None:
+            raise StackError("the bench client never subscribed")
         cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
         counts = out.get(timeout=5)
         lag = sim.counters.lag_max_s
