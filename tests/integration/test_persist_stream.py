@@ -253,3 +253,30 @@ def test_sigkill_between_commit_and_xack_loses_and_duplicates_nothing(
         == 30 * 40
     )
     assert sql(db_url, "SELECT count(*) FROM quarantine") == 0
+
+
+def test_two_consumers_share_the_stream_and_store_each_row_once(
+    redis_url: str, db_url: str, stream_prefix: str, rclient: redis.Redis
+) -> None:
+    stream = stream_key(stream_prefix)
+    for i in range(40):
+        rclient.xadd(stream, {FIELD: encode_batch(make_batch(i))})
+    workers = [
+        make_persist(redis_url, db_url, stream_prefix, consumer=f"c{n}", read_count=3)
+        for n in (1, 2)
+    ]
+    threads = [threading.Thread(target=p.run) for p in workers]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: sum(p.counters.entries_acked for p in workers) >= 40)
+    finally:
+        for p in workers:
+            p.stop_event.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert all(p.counters.entries_acked > 0 for p in workers)  # the group split the work
+    assert sum(p.counters.trades_inserted for p in workers) == 40 * 40
+    assert sum(p.counters.trades_duplicates for p in workers) == 0
+    assert sql(db_url, "SELECT count(*) FROM trades") == 40 * 40
+    assert pending(rclient, stream_prefix) == 0
