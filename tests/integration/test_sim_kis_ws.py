@@ -288,8 +288,10 @@ async def test_frames_are_46_and_59_fields_per_record_and_cum_volume_adds_up(
     trades: dict[str, list[list[str]]] = {}
     counts = {TRADE: 0, BOOK: 0}
     multi = 0
+    subscribed = {(tr, s) for s in ("005930", "000660") for tr in (TRADE, BOOK)}
     for frame in frames:
         tr_id, records = parse(frame)
+        assert (tr_id, records[0][0]) in subscribed
         counts[tr_id] += len(records)
         multi += len(records) > 1
         assert len({r[0] for r in records}) == 1, "one symbol per frame"
@@ -497,3 +499,11 @@ async def test_a_connection_opened_during_a_silence_gets_data(tmp_path: Path) ->
             assert await collect(stale, 3.0), "and gets data again after the silence"
     faults = TruthReader(tmp_path / "truth").faults()
     assert faults[0]["kind"] == "silent" and len(faults[0]["detail"]["sessions"]) == 1
+
+
+@pytest.mark.parametrize("path", ["", "/", "/tryitout/H0STCNT0", "/anything"])
+async def test_any_path_is_accepted(tmp_path: Path, path: str) -> None:
+    async with running(config(tmp_path)) as (sim, key):
+        base = sim.ws_url.removesuffix("/tryitout")
+        async with connect(base + path) as ws:
+            assert (await subscribe(ws, key, TRADE, "005930"))["body"]["msg_cd"] == "OPSP0000"
