@@ -210,3 +210,37 @@ def test_replay_cli_to_stream_feeds_the_redis_stream(
         assert client.xlen(f"{stream_prefix}:events") == counts["batches"]
     finally:
         client.close()
+
+
+async def test_the_same_collector_runs_kiwoom_through_login_and_flaps(tmp_path: Path) -> None:
+    """Broker-neutral: Kiwoom's LOGIN handshake and symbol-less REG acks, same supervisor."""
+    from tickguard.settings import KiwoomSettings
+    from tickguard.sim.faults import FaultSchedule
+    from tickguard.sim.kiwoom import KiwoomSimConfig, KiwoomSimulator
+
+    symbols = default_symbols(4)
+    market = MarketConfig(day=DAY, symbols=profiles_for(symbols), seed=5)
+    config = KiwoomSimConfig(
+        market=market, speed=10.0, truth_dir=tmp_path / "truth",
+        faults=FaultSchedule.parse(["flap:1.5-2"], seed=5),
+    )  # fmt: skip
+    async with KiwoomSimulator(config) as kiwoom:
+        apps = [AppCredential(name="w", app_key=SecretStr("kw"), app_secret=SecretStr("s"))]
+        settings = Settings(
+            kiwoom=KiwoomSettings(rest_url=kiwoom.rest_url, ws_url=kiwoom.ws_url, apps=apps)
+        )
+        sink, stop = ListSink(), asyncio.Event()
+        task = asyncio.create_task(
+            run_collector(settings, Broker.KIWOOM, symbols, sink=sink, stop_event=stop)
+        )
+        await eventually(lambda: kiwoom.counters.drops >= 2, limit=15)
+        await eventually(lambda: len(sink.trade_keys) > 200)
+        stop.set()
+        report = await asyncio.wait_for(task, 10)
+        await eventually(lambda: not kiwoom.sessions.conns)
+        kiwoom.flush_truth()
+        sent = {(s, k) for s, _d, k in TruthReader(kiwoom.truth_dir).sent_trade_keys()}
+    assert set(sink.trade_keys) == sent
+    assert report.totals["drops"] >= 2 and report.totals["reconnects"] >= 1
+    gaps = [g for b in sink.batches for g in b.gaps]
+    assert gaps and all(g.broker is Broker.KIWOOM for g in gaps)
