@@ -140,6 +140,8 @@ class OrchestrationSettings(BaseModel):
     """persist keeps running this long after the session's close to drain the stream."""
     server_port: int = Field(default=4200, ge=1, le=65535)
     """Port of the Prefect server ``tickguard up`` starts when PREFECT_API_URL is unset."""
+    prefect_database: str = Field(default="prefect", pattern=r"^[a-z_][a-z0-9_]*$")
+    """Database of that server, on the same PostgreSQL as tickguard's own."""
 
 
 class Settings(BaseSettings):

@@ -82,7 +82,9 @@ async def prefect_api(settings: Settings, db_url: str, started: Started) -> str:
         await asyncio.to_thread(processes.wait_healthy, configured, 60.0)
         log.info("using the configured Prefect API")
         return configured
-    prefect_db = await asyncio.to_thread(processes.ensure_prefect_database, db_url)
+    prefect_db = await asyncio.to_thread(
+        processes.ensure_prefect_database, db_url, settings.orchestration.prefect_database
+    )
     home = settings.data_dir / "prefect"
     child, api = await asyncio.to_thread(
         processes.start_server, prefect_db, home, settings.orchestration.server_port,
@@ -121,6 +123,8 @@ async def run_up(settings: Settings, opts: UpOptions, stop: asyncio.Event) -> No
     """Bring everything up, wait for ``stop``, then bring down what we started."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    if opts.speed != 1.0 and not sims.brokers_without_credentials(settings):
+        log.warning("--speed only applies to the simulated market; real brokers run in real time")
     started = Started()
     async with contextlib.AsyncExitStack() as stack:
         try:
