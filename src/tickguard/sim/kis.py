@@ -89,6 +89,12 @@ class _KisConnection(ServerConnection):
 
 
 class KisSimulator:
+    """REST + websocket KIS on loopback ephemeral ports, one event loop, one process.
+
+    ``counters`` are live (``SimCounters``); ``truth_dir`` holds the ground truth, complete
+    once the context exits (``flush_truth()`` makes it readable mid-run).
+    """
+
     def __init__(self, config: KisSimConfig) -> None:
         self.config = config
         self.counters = SimCounters()
