@@ -144,7 +144,8 @@ def test_rows_postgres_refuses_are_quarantined_not_retried_forever(
 ) -> None:
     start = datetime(2026, 3, 3, 0, 5, tzinfo=UTC)
     poison = Batch(
-        gaps=[Gap(Broker.KIS, "005930", GapKind.TRADES, start, start - timedelta(minutes=1), "x")]
+        trades=make_batch(3).trades,  # good rows travelling with a bad gap
+        gaps=[Gap(Broker.KIS, "005930", GapKind.TRADES, start, start - timedelta(minutes=1), "x")],
     )
     stream = stream_key(stream_prefix)
     rclient.xadd(stream, {FIELD: encode_batch(make_batch(1))})
@@ -155,10 +156,12 @@ def test_rows_postgres_refuses_are_quarantined_not_retried_forever(
     persist.start()
     persist.step()
     persist.close()
-    assert sql(db_url, "SELECT count(*) FROM trades") == 80
+    assert sql(db_url, "SELECT count(*) FROM trades") == 120  # the poison entry's trades too
     assert (
         sql(db_url, "SELECT count(*) FROM quarantine WHERE reason = 'unwritable_stream_entry'") == 1
     )
+    assert "gaps refused" in str(sql(db_url, "SELECT detail FROM quarantine"))
+    assert sql(db_url, "SELECT count(*) FROM gaps") == 0
     assert pending(rclient, stream_prefix) == 0
 
 

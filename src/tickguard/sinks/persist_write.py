@@ -7,9 +7,10 @@ never blocks the stream" is small enough to read in one sitting:
 * some entries undecodable → the same transaction also inserts them into ``quarantine``
   (reason ``undecodable_stream_entry``), so they are acknowledged with the rest;
 * PostgreSQL rejects the rows as data (the writer's StorageError, e.g. a check
-  constraint or an out-of-range value) → the entries are retried one per transaction
-  and the one that still fails is quarantined (reason ``unwritable_stream_entry``)
-  instead of being retried for ever.
+  constraint or an out-of-range value) → the entries are retried one per transaction;
+  of one that still fails, each kind (trades, books, gaps, quarantined frames) is tried
+  on its own so the good kinds are stored, and the entry is quarantined (reason
+  ``unwritable_stream_entry``) instead of being retried for ever.
 
 A quarantined entry keeps its bytes (base64) and stream id; its ``received_at`` is the
 entry id's time, so a redelivered entry lands on the same quarantine key and adds nothing.
@@ -113,12 +114,39 @@ def _one_by_one(
     for entry, batch in decoded:
         try:
             total += writer.write_many((batch,))
-        except _DATA_ERRORS as exc:
-            refused.append((entry, f"{type(exc).__name__}: {exc}"))
+        except _DATA_ERRORS:
+            stored, errors = _by_kind(writer, batch)
+            total += stored
+            refused.append((entry, "; ".join(errors)))
     with writer.conn.transaction():
         quarantine_entries(writer.conn, bad, UNDECODABLE)
         quarantine_entries(writer.conn, refused, UNWRITABLE)
     return Outcome(total, unwritable=len(refused))
+
+
+def _by_kind(writer: PostgresWriter, batch: Batch) -> tuple[WriteResult, list[str]]:
+    """Store what PostgreSQL accepts of a refused batch, one kind at a time.
+
+    A bad quarantined frame (say, a NUL byte in its text) must not keep the trades that
+    travelled with it out of ``trades``; the whole entry still goes to quarantine (base64),
+    with the refused kinds named in its detail.
+    """
+    parts = {
+        "trades": Batch(trades=batch.trades),
+        "books": Batch(books=batch.books),
+        "gaps": Batch(gaps=batch.gaps),
+        "quarantined": Batch(quarantined=batch.quarantined),
+    }
+    stored = WriteResult()
+    errors: list[str] = []
+    for kind, part in parts.items():
+        if not len(part):
+            continue
+        try:
+            stored += writer.write_many((part,))
+        except _DATA_ERRORS as exc:
+            errors.append(f"{kind} refused: {type(exc).__name__}: {exc}")
+    return stored, errors or ["refused as a whole only"]
 
 
 def quarantine_entries(
