@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tickguard.drill.runner import DrillError, DrillOptions, run_drill
+from tickguard.drill.runner import DrillOptions, run_drill
 from tickguard.drill.scenarios import SCENARIOS, scenario
 from tickguard.models import Broker
 from tickguard.settings import Settings
@@ -72,7 +72,11 @@ async def test_malformed_frames_are_quarantined_and_take_no_trade_with_them(
     assert report["trades_stored"] == report["trades_sent"]
 
 
-async def test_drill_refuses_a_broker_without_simulator(redis_url: str) -> None:
-    with pytest.raises(DrillError, match="no simulator"):
-        await _drill("calm", redis_url, broker=Broker.KIWOOM)
+async def test_kiwoom_flap_drill_runs_the_same_pipeline(redis_url: str) -> None:
+    report = await _drill(
+        "flap", redis_url, broker=Broker.KIWOOM, symbols=6, minutes=1.0, speed=4.0
+    )
+    assert report["broker"] == "kiwoom"
+    _assert_whole(report)
+    assert report["drops"] >= 1 and report["trades_stored"] == report["trades_sent"]
     assert set(SCENARIOS) >= {"calm", "flap", "silent", "malformed"}

@@ -20,8 +20,8 @@ from tickguard.cli.collect import parse_broker
 
 @app.command("drill")
 def drill(
-    scenario: Annotated[str, typer.Option(help="calm | flap | silent")] = "calm",
-    broker: Annotated[str, typer.Option(help="Broker to drill.")] = "kis",
+    scenario: Annotated[str, typer.Option(help="calm | flap | silent | malformed")] = "calm",
+    broker: Annotated[str, typer.Option(help="Broker to drill (kis, kiwoom).")] = "kis",
     symbols: Annotated[int, typer.Option(min=1, max=2000, help="Symbols (default universe).")] = 20,
     minutes: Annotated[float, typer.Option(min=0.05, help="Simulated minutes to run.")] = 10.0,
     speed: Annotated[

@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +25,14 @@ from pydantic import SecretStr
 
 from tickguard.collector import DEFAULT_CHANNELS, CollectorReport, run_collector
 from tickguard.drill.compare import judge
+from tickguard.drill.rigs import RIGS, Rig, broker_settings, sim_config
 from tickguard.drill.scenarios import Scenario
 from tickguard.drill.scratch import Scratch, scratch
 from tickguard.errors import TickguardError
 from tickguard.models import KST, Broker
-from tickguard.settings import AppCredential, KisSettings, Settings, SinkSettings, StreamSettings
-from tickguard.sim.faults import FaultSchedule
-from tickguard.sim.kis import KisSimConfig, KisSimulator
-from tickguard.sim.market import MarketConfig
+from tickguard.settings import Settings, SinkSettings, StreamSettings
 from tickguard.sim.truth import TruthReader
-from tickguard.sim.universe import default_symbols, profiles_for
+from tickguard.sim.universe import default_symbols
 from tickguard.sinks import stream_admin
 from tickguard.sinks.persist import Persist
 from tickguard.sinks.redis_stream import RedisStreamSink, redis_client, stream_key
@@ -83,64 +79,39 @@ class RssSampler:
             await asyncio.sleep(0.5)
 
 
-def _credentials(symbols: int, channels: int, cap: int) -> list[AppCredential]:
-    keys = max(1, math.ceil(symbols * channels / cap))
-    return [
-        AppCredential(
-            name=f"drill{i}", app_key=SecretStr(f"drill-app-{i}"), app_secret=SecretStr(f"s{i}")
-        )
-        for i in range(keys)
-    ]
-
-
 def _settings(
-    base: Settings, sim: KisSimulator, res: Scratch, redis_url: str, opts: DrillOptions, data: Path
+    base: Settings, rig: Rig, sim: Any, res: Scratch, redis_url: str, opts: DrillOptions, data: Path
 ) -> Settings:
-    kis = KisSettings(
-        rest_url=sim.rest_url,
-        ws_url=sim.ws_url,
-        apps=_credentials(opts.symbols, len(DEFAULT_CHANNELS), base.kis.max_registrations),
-        max_registrations=base.kis.max_registrations,
-    )
     stream = StreamSettings(**{**base.stream.model_dump(), **opts.scenario.stream})
     sink = SinkSettings(**{**base.sink.model_dump(), "stream_prefix": res.stream_prefix})
-    return base.model_copy(
-        update={
-            "kis": kis, "stream": stream, "sink": sink, "data_dir": data,
-            "database_url": SecretStr(res.database_url), "redis_url": SecretStr(redis_url),
-        }
-    )  # fmt: skip
-
-
-def _sim_config(opts: DrillOptions, truth_dir: Path) -> KisSimConfig:
-    day = datetime.now(KST).date()
-    market = MarketConfig(
-        day=day, symbols=profiles_for(default_symbols(opts.symbols)), seed=opts.seed
-    )
-    extra: dict[str, Any] = dict(opts.scenario.sim)
-    if opts.slot_hold_s is not None:
-        extra["slot_hold_s"] = opts.slot_hold_s
-    return KisSimConfig(
-        market=market, speed=opts.speed, start_at=dtime(9, 0),
-        faults=FaultSchedule.parse(opts.scenario.faults, seed=opts.seed),
-        truth_dir=truth_dir, **extra,
-    )  # fmt: skip
+    update: dict[str, Any] = {
+        **broker_settings(rig, base, sim, opts.symbols, len(DEFAULT_CHANNELS)),
+        "stream": stream, "sink": sink, "data_dir": data,
+        "database_url": SecretStr(res.database_url), "redis_url": SecretStr(redis_url),
+    }  # fmt: skip
+    return base.model_copy(update=update)
 
 
 async def run_drill(
     base: Settings, opts: DrillOptions, *, admin_url: str, redis_url: str
 ) -> dict[str, Any]:
     """Run the drill and return its report (one flat JSON-able dict)."""
-    if opts.broker is not Broker.KIS:
-        raise DrillError(f"no simulator for {opts.broker.value} drills yet; use --broker kis")
+    rig = RIGS.get(opts.broker)
+    if rig is None:
+        raise DrillError(f"no simulator for {opts.broker.value} drills")
     started = time.monotonic()
     with (
         scratch(admin_url, redis_url) as res,
         tempfile.TemporaryDirectory(prefix="tickguard-drill-") as tmp,
     ):
         truth_dir = Path(tmp) / "truth"
-        async with KisSimulator(_sim_config(opts, truth_dir)) as sim:
-            settings = _settings(base, sim, res, redis_url, opts, Path(tmp) / "data")
+        config = sim_config(
+            rig, day=datetime.now(KST).date(), symbols=opts.symbols, seed=opts.seed,
+            speed=opts.speed, faults=opts.scenario.faults, truth_dir=truth_dir,
+            overrides=opts.scenario.sim, slot_hold_s=opts.slot_hold_s,
+        )  # fmt: skip
+        async with rig.simulator(config) as sim:
+            settings = _settings(base, rig, sim, res, redis_url, opts, Path(tmp) / "data")
             persist = Persist.from_settings(
                 settings, redis_url=redis_url, database_url=res.database_url, consumer="drill"
             )

@@ -3,9 +3,10 @@
 Fault specs use the simulator's grammar (:mod:`tickguard.sim.faults`). Connection faults run
 on wall time, market time runs at ``--speed``. Adding a scenario is adding an entry here.
 
-``slot_hold_s`` is how long the simulated broker keeps an app key's slot after a session
-ends (KIS's real figure is UNCONFIRMED). The drills use 0: the simulator itself ends the
-session in these faults, so the broker knows the slot is free. ``--slot-hold-s`` shows what a
+KIS's ``slot_hold_s`` is how long the simulated broker keeps an app key's slot after a
+session ends (the real figure is UNCONFIRMED). The drills use 0 (see
+:mod:`tickguard.drill.rigs`): the simulator itself ends the session in these faults, so the
+broker knows the slot is free. ``--slot-hold-s`` shows what a
 longer hold costs (OPSP8996 answers and backoff on every drop).
 """
 
@@ -23,35 +24,29 @@ class Scenario:
     description: str
     faults: tuple[str, ...] = ()
     sim: Mapping[str, Any] = field(default_factory=dict)
-    """Overrides of KisSimConfig fields (slot_hold_s, pingpong_interval_s, …)."""
+    """Overrides of the simulator config (fields every broker's simulator has, e.g. speed
+    knobs); broker-specific base knobs live in :mod:`tickguard.drill.rigs`."""
     stream: Mapping[str, Any] = field(default_factory=dict)
     """Overrides of StreamSettings for the collector under test."""
 
 
-_BASE_SIM: Mapping[str, Any] = MappingProxyType(
-    {"slot_hold_s": 0.0, "pingpong_interval_s": 10.0, "pingpong_timeout_s": 10.0}
-)
-
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
     {
-        "calm": Scenario("calm", "no faults: the baseline", (), _BASE_SIM),
+        "calm": Scenario("calm", "no faults: the baseline", ()),
         "flap": Scenario(
             "flap",
             "TCP drop without a close frame every 3–5 s (the incident's KIS feed)",
             ("flap:3-5",),
-            _BASE_SIM,
         ),
         "malformed": Scenario(
             "malformed",
             "1 % of data frames preceded by a malformed frame; a record that grows a field",
             ("malformed:0.01", "grow:H0STASP0@5x20"),
-            _BASE_SIM,
         ),
         "silent": Scenario(
             "silent",
             "data stops for 12 s with the socket open (PINGPONG continues), every 40 s",
             ("silent:12@10/40",),
-            _BASE_SIM,
         ),
     }
 )
