@@ -4,7 +4,7 @@
     ├── SettingsError               a missing or malformed setting (names the variable)
     ├── DecodeError                 a frame or REST body that cannot be decoded (quarantined)
     ├── ProtocolError               the broker answered outside its protocol (bad ack, kicked)
-    │   ├── SessionConflictError    the app key already holds a session (KIS OPSP8996, Kiwoom R10001)
+    │   ├── SessionConflictError    the app key already holds a session (OPSP8996, R10001)
     │   └── SubscriptionError       a subscription was refused (OPSP0008 cap, unknown symbol, ...)
     ├── PlanError                   a subscription plan cannot fit the brokers' budgets
     ├── AuthError                   a token or approval key could not be obtained
