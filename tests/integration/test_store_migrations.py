@@ -26,7 +26,17 @@ from tickguard.store.schema import metadata
 ADMIN = os.environ.get(
     "TICKGUARD_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-TABLES = {"trades", "book_snapshots", "minute_bars", "gaps", "collector_runs", "quarantine"}
+TABLES = {
+    "trades",
+    "book_snapshots",
+    "minute_bars",
+    "gaps",
+    "collector_runs",
+    "quarantine",
+    "halts",
+    "incidents",
+    "quality_digests",
+}
 
 
 @pytest.fixture
@@ -55,7 +65,7 @@ def test_empty_to_head_then_rerun_is_a_noop(empty_db: str) -> None:
     assert migrate.current_revision(empty_db) is None
     assert not migrate.is_current(empty_db)
     migrate.upgrade(empty_db)
-    assert migrate.current_revision(empty_db) == migrate.head_revision() == "0001"
+    assert migrate.current_revision(empty_db) == migrate.head_revision() == "0002"
     assert migrate.is_current(empty_db)
     first = _tables(empty_db)
     assert first >= TABLES | {"alembic_version", "trades_default", "book_snapshots_default"}
@@ -147,10 +157,10 @@ def test_cli_upgrade_and_current(
     runner = CliRunner()
     try:
         behind = runner.invoke(app, ["db", "current"])
-        assert behind.exit_code == 1 and "current: empty  head: 0001" in behind.output
+        assert behind.exit_code == 1 and "current: empty  head: 0002" in behind.output
         up = runner.invoke(app, ["db", "upgrade"])
         assert up.exit_code == 0, up.output
-        assert "schema: empty -> 0001" in up.output
+        assert "schema: empty -> 0002" in up.output
         now = runner.invoke(app, ["db", "current"])
         assert now.exit_code == 0 and "up to date" in now.output
         for result in (behind, up, now):
@@ -210,4 +220,4 @@ def test_cli_current_names_a_database_newer_than_the_code(
         get_settings.cache_clear()
     assert result.exit_code == 1
     assert "newer tickguard" in result.output
-    assert migrate.known_revisions() == {"0001"}
+    assert migrate.known_revisions() == {"0001", "0002"}

@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -185,3 +187,54 @@ quarantine = Table(
     UniqueConstraint("broker", "received_at", "raw_digest"),
     Index(None, "received_at"),
 )
+
+halts = Table(
+    "halts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _code("broker"),
+    _code("symbol"),
+    _ts("start"),
+    _ts("end", nullable=True),
+    Column("reason", Text, nullable=False, server_default="halt"),
+    _ts("reported_at", now=True),
+    UniqueConstraint("broker", "symbol", "start"),
+    CheckConstraint('"end" IS NULL OR "end" >= start', name="span"),
+    Index(None, "symbol", "start"),
+)
+"""Trading halts and VIs as the feed reported them: the expected grid skips these minutes."""
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False),
+    _code("broker"),
+    Column("trading_day", Date, nullable=False),
+    Column("family", Text, nullable=False),
+    _ts("start"),
+    Column("cause", Text, nullable=False, server_default=""),
+    Column("symbols", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("gap_ids", ARRAY(BigInteger), nullable=False, server_default="{}"),
+    Column("status", Text, nullable=False, server_default="open"),
+    _ts("opened_at", now=True),
+    _ts("announced_at", nullable=True),
+    _ts("escalated_at", nullable=True),
+    _ts("resolved_at", nullable=True),
+    _ts("resolution_posted_at", nullable=True),
+    Column("quiet", Boolean, nullable=False, server_default=false()),
+    Column("run_url", Text, nullable=False, server_default=""),
+    UniqueConstraint("key"),
+    CheckConstraint("status IN ('open', 'resolved')", name="status"),
+    Index(None, "trading_day", "status"),
+)
+"""Slack incidents (groups of gaps): each post is claimed here first, so none repeats."""
+
+quality_digests = Table(
+    "quality_digests",
+    metadata,
+    Column("trading_day", Date, primary_key=True),
+    _ts("posted_at", now=True),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+"""One row per trading day whose after-close digest was posted."""
