@@ -90,3 +90,30 @@ def test_automation_definitions_validate() -> None:
     assert restart.actions[0].source == "inferred"
     assert found["tickguard-supervised-heartbeat"].trigger.posture == "Proactive"
     assert "tickguard.collector.liveness" in found["tickguard-collector-stalled"].trigger.after
+
+
+def test_heartbeat_window_must_cover_two_heartbeats() -> None:
+    from tickguard.errors import SettingsError
+    from tickguard.orchestration.automations import check_heartbeat_window, load_definitions
+
+    found = load_definitions(ROOT / "deployments" / "automations")
+    check_heartbeat_window(found, 30)
+    with pytest.raises(SettingsError, match="shorter than two heartbeats"):
+        check_heartbeat_window(found, 60)
+
+
+def test_automations_cli_check_and_usage_errors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tickguard.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(
+        app, ["automations", "check", "--dir", str(ROOT / "deployments/automations")]
+    )
+    assert ok.exit_code == 0 and "3 automations valid" in ok.output
+    missing = runner.invoke(app, ["automations", "check", "--dir", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "Usage:" in missing.output
+    (tmp_path / "bad.yaml").write_text("name: tickguard-bad\ntrigger: {type: nonsense}\n")
+    bad = runner.invoke(app, ["automations", "check", "--dir", str(tmp_path)])
+    assert bad.exit_code == 1 and "bad.yaml" in bad.output

@@ -28,7 +28,9 @@ def apply(directory: DirOption = Path("deployments/automations")) -> None:
         typer.echo("error: set PREFECT_API_URL to the Prefect API", err=True)
         raise typer.Exit(2)
     try:
-        results = asyncio.run(apply_directory(directory))
+        from tickguard.settings import get_settings
+
+        results = asyncio.run(apply_directory(directory, get_settings().orchestration.heartbeat_s))
     except TickguardError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -40,12 +42,14 @@ def apply(directory: DirOption = Path("deployments/automations")) -> None:
 def check(directory: DirOption = Path("deployments/automations")) -> None:
     """Validate the definitions without contacting Prefect."""
     from tickguard.errors import TickguardError
-    from tickguard.orchestration.automations import load_definitions
+    from tickguard.orchestration.automations import check_heartbeat_window, load_definitions
+    from tickguard.settings import get_settings
 
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a directory", param_hint="--dir")
     try:
         found = load_definitions(directory)
+        check_heartbeat_window(found, get_settings().orchestration.heartbeat_s)
     except TickguardError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -58,6 +58,21 @@ def load_definitions(directory: Path) -> list[Any]:
     return found
 
 
+def check_heartbeat_window(definitions: list[Any], heartbeat_s: int) -> None:
+    """A proactive trigger on heartbeats must wait for at least two missed beats, or it
+    marks healthy runs Crashed (the files say 90 s for the 30 s default)."""
+    for item in definitions:
+        trigger = item.trigger
+        after: set[str] = getattr(trigger, "after", None) or set()
+        if "prefect.flow-run.heartbeat" in after:
+            within = trigger.within.total_seconds()
+            if within < 2 * heartbeat_s:
+                raise SettingsError(
+                    f"{item.name}: within={within:.0f} s is shorter than two heartbeats "
+                    f"(TICKGUARD_ORCHESTRATION__HEARTBEAT_S={heartbeat_s}); raise it in the file"
+                )
+
+
 def _comparable(automation: Any) -> dict[str, Any]:
     fields = {"name", "description", "enabled", "trigger", "actions", "actions_on_trigger",
               "actions_on_resolve"}  # fmt: skip
@@ -92,10 +107,11 @@ async def apply(client: Any, definitions: list[Any]) -> list[Applied]:
     return results
 
 
-async def apply_directory(directory: Path) -> list[Applied]:
-    """Load and apply against the configured Prefect API (PREFECT_API_URL)."""
+async def apply_directory(directory: Path, heartbeat_s: int = 30) -> list[Applied]:
+    """Load, check and apply against the configured Prefect API (PREFECT_API_URL)."""
     from prefect.client.orchestration import get_client
 
     definitions = load_definitions(directory)
+    check_heartbeat_window(definitions, heartbeat_s)
     async with get_client() as client:
         return await apply(client, definitions)

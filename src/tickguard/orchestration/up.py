@@ -101,7 +101,9 @@ async def register(settings: Settings, project: Path, api: str) -> None:
     async with get_client() as client:
         await deploy.ensure_pool(client, settings)
     await asyncio.to_thread(deploy.deploy_all, project, settings, api)
-    await automations.apply_directory(project / "deployments" / "automations")
+    await automations.apply_directory(
+        project / "deployments" / "automations", settings.orchestration.heartbeat_s
+    )
 
 
 async def start_runs(settings: Settings, simulated: bool, started: Started) -> list[str]:
