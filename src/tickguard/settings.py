@@ -144,6 +144,23 @@ class OrchestrationSettings(BaseModel):
     """Database of that server, on the same PostgreSQL as tickguard's own."""
 
 
+class QualitySettings(BaseModel):
+    """Completeness checks, the gap ledger and Slack incidents (tickguard.quality)."""
+
+    empty_minutes: int = Field(default=5, ge=1)
+    """A liquid symbol's gap opens after this many consecutive expected-but-empty minutes."""
+    false_alarm_rate: float = Field(default=0.001, gt=0, lt=1)
+    """A less liquid symbol needs a run of empty minutes this unlikely by chance."""
+    max_empty_minutes: int = Field(default=60, ge=1)
+    """A symbol that would need a longer run than this is not expected minute by minute."""
+    lookback_min: int = Field(default=60, ge=5)
+    """Minutes of a symbol's recent activity that set its expected trading rate."""
+    escalate_after_min: float = Field(default=15.0, gt=0)
+    """An incident still open this long in session is escalated (once)."""
+    prefect_ui_url: str = ""
+    """Base URL of the Prefect UI for run links in Slack (default: PREFECT_UI_URL)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -169,6 +186,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
 
     @field_validator("data_dir")
     @classmethod
