@@ -73,11 +73,21 @@ def check_heartbeat_window(definitions: list[Any], heartbeat_s: int) -> None:
                 )
 
 
-def _comparable(automation: Any) -> dict[str, Any]:
+def _comparable(automation: Any) -> Any:
     fields = {"name", "description", "enabled", "trigger", "actions", "actions_on_trigger",
               "actions_on_resolve"}  # fmt: skip
-    data: dict[str, Any] = automation.model_dump(mode="json", include=fields)
-    return data
+    return _normalise(automation.model_dump(mode="json", include=fields))
+
+
+def _normalise(value: Any) -> Any:
+    """Sets (``expect``, ``after``, ``for_each``) dump as lists in iteration order, which
+    differs between equal sets: sort lists of strings so equal automations compare equal."""
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_normalise(v) for v in value]
+        return sorted(items) if all(isinstance(v, str) for v in items) else items
+    return value
 
 
 async def apply(client: Any, definitions: list[Any]) -> list[Applied]:
