@@ -101,9 +101,40 @@ class SlackSettings(BaseModel):
 
 
 class MetricsSettings(BaseModel):
+    """Prometheus endpoints of the long-running processes (tickguard.metrics)."""
+
+    enabled: bool = True
     host: str = "127.0.0.1"
+    """Loopback by default; a container sets 0.0.0.0 so Prometheus can scrape it."""
     collector_port: int = Field(default=9401, ge=0, le=65535)
+    """KIS collector process (0: an ephemeral port, tests)."""
     persist_port: int = Field(default=9402, ge=0, le=65535)
+    kiwoom_collector_port: int = Field(default=9403, ge=0, le=65535)
+    """Kiwoom's collector runs as its own process on the same host: its own port."""
+
+
+class PreflightSettings(BaseModel):
+    """Thresholds of the market-open preflight (tickguard.preflight)."""
+
+    timeout_s: float = Field(default=8.0, gt=0)
+    """Every check runs concurrently under this deadline (the whole target is 10 s)."""
+    import_timeout_s: float = Field(default=20.0, gt=0)
+    """The entrypoint check imports Prefect in a child interpreter: the slowest check on a
+    loaded host (measured 4 s CPU), hence its own deadline."""
+    disk_min_free_bytes: int = Field(default=5 * 1024**3, ge=0)
+    """Below this on the data directory's filesystem: no-go."""
+    day_bytes_per_subscription: int = Field(default=150 * 1024**2, ge=0)
+    """Projected disk use of one (symbol, channel) for a day (raw recorder + spool margin)."""
+    memory_required_bytes: int = Field(default=2 * 1024**3, ge=0)
+    """Collectors' and persist's memory limits together; less available: no-go."""
+    cpu_load_warn: float = Field(default=0.8, gt=0)
+    """1-minute load average per core above this: degraded."""
+    clock_skew_warn_s: float = Field(default=2.0, gt=0)
+    clock_skew_fail_s: float = Field(default=10.0, gt=0)
+    persist_lag_warn: int = Field(default=1000, ge=0)
+    """Stream entries not yet stored by persist above this: degraded."""
+    token_reissue_min_s: float = Field(default=60.0, ge=0)
+    """Never ask a broker for a token more often (KIS EGW00133: one per minute)."""
 
 
 class StackSettings(BaseModel):
@@ -184,6 +215,7 @@ class Settings(BaseSettings):
     sink: SinkSettings = Field(default_factory=SinkSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    preflight: PreflightSettings = Field(default_factory=PreflightSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)

@@ -55,6 +55,7 @@ from tickguard.cli import db as _db  # noqa: E402, F401
 from tickguard.cli import decode as _decode  # noqa: E402, F401
 from tickguard.cli import drill as _drill  # noqa: E402, F401
 from tickguard.cli import persist as _persist  # noqa: E402, F401
+from tickguard.cli import preflight as _preflight  # noqa: E402, F401
 from tickguard.cli import replay as _replay  # noqa: E402, F401
 from tickguard.cli import sim as _sim  # noqa: E402, F401
 from tickguard.cli import stack as _stack  # noqa: E402, F401

@@ -1,0 +1,82 @@
+"""The machine under the collectors: disk, memory and CPU, measured against settings.
+
+Why these three: the incident's collector was OOM-killed (memory), a day of raw frames and
+a Redis outage's spool need disk, and a saturated CPU shows up as exchange-to-receive lag.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import psutil
+
+from tickguard.preflight.model import CheckResult, failed, passed, warned
+from tickguard.settings import Settings
+
+GIB = 1024**3
+
+
+def _gib(n: float) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def existing_parent(path: Path) -> Path:
+    """The nearest existing directory at or above ``path`` (data_dir may not exist yet)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path("/")
+
+
+def check_disk(settings: Settings, subscriptions: int) -> CheckResult:
+    """Free space under data_dir against the floor (fail) and the day's projection (warn)."""
+    cfg = settings.preflight
+    where = existing_parent(settings.data_dir)
+    free = shutil.disk_usage(where).free
+    projected = subscriptions * cfg.day_bytes_per_subscription
+    value = f"{_gib(free)} free at {where}; day projected {_gib(projected)}"
+    if free < cfg.disk_min_free_bytes:
+        return failed(
+            "disk",
+            value,
+            f"below TICKGUARD_PREFLIGHT__DISK_MIN_FREE_BYTES ({_gib(cfg.disk_min_free_bytes)}): "
+            "free space (old raw recordings under data_dir/raw, docker images) before the open",
+        )
+    if free < projected:
+        return warned(
+            "disk", value, "today's recordings and a Redis outage's spool may not fit: free space"
+        )
+    return passed("disk", value)
+
+
+def check_memory(settings: Settings) -> CheckResult:
+    """Available memory against what the collectors and persist are allowed to use."""
+    need = settings.preflight.memory_required_bytes
+    available = psutil.virtual_memory().available
+    value = f"{_gib(available)} available; processes need {_gib(need)}"
+    if available < need:
+        return failed(
+            "memory",
+            value,
+            "the collectors would be OOM-killed (the incident): stop other work on this host "
+            "or lower TICKGUARD_STREAM__QUEUE_MAX_EVENTS / raise the host's memory",
+        )
+    if available < 1.5 * need:
+        return warned("memory", value, "little headroom: watch process_resident_memory_bytes")
+    return passed("memory", value)
+
+
+def check_cpu(settings: Settings) -> CheckResult:
+    """The 1-minute load average per core."""
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] / cores
+    value = f"load {load:.2f} per core ({cores} cores)"
+    if load > settings.preflight.cpu_load_warn:
+        return warned(
+            "cpu",
+            value,
+            "a busy host delays frames (exchange→receive lag): move batch jobs off this host",
+        )
+    return passed("cpu", value)
