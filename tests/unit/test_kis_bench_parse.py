@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from tickguard.bench.parse import (
     BENCH_DAY,
-    FEEDS,
     python_kis_parser,
     realistic_h0stcnt0_frames,
     run_parse_bench,
@@ -56,13 +55,12 @@ def test_bench_command_prints_one_json_object() -> None:
     assert report["ratio"] > 0
 
 
-def test_bench_for_a_broker_without_a_feed_is_a_usage_error() -> None:
-    missing = [b for b in Broker if b not in FEEDS]
-    if not missing:
-        pytest.skip("every broker has a parse feed")
-    result = CliRunner().invoke(app, ["bench", "parse", "--broker", missing[0].value])
-    assert result.exit_code == 2, result.output
-    assert "no parse bench" in result.stderr
+def test_kiwoom_bench_parses_every_record_and_reports_no_baseline() -> None:
+    report = run_parse_bench(Broker.KIWOOM, records=2_000, repeat=1).as_json()
+    assert report["records"] == 2_000
+    assert isinstance(report["records_per_s"], int) and report["records_per_s"] > 0
+    assert report["python_kis_records_per_s"] is None and report["ratio"] is None
+    assert "kiwoom" in str(report["python_kis_unavailable"])
 
 
 def test_missing_python_kis_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
