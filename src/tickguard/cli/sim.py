@@ -6,11 +6,17 @@ import asyncio
 import contextlib
 import re
 import signal
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from tickguard.sim.faults import FaultSchedule
+    from tickguard.sim.market import MarketConfig
 
 sim_app = typer.Typer(help="Run a broker simulator (loopback only).", no_args_is_help=True)
 
@@ -71,8 +77,22 @@ def kis(
     Faults, e.g.: flap:3-5 · silent:8@20/60 · malformed:0.01 (or 0.01,corrupt) ·
     grow:H0STASP0@10x5 · halt:005930@10:00-10:30
     """
+    from tickguard.sim.kis import KisSimConfig, KisSimulator
+
+    market, faults = _market(symbols, seed, day, fault)
+    config = KisSimConfig(
+        market=market, host=host, ws_port=port, rest_port=rest_port, speed=speed,
+        start_at=_start(start), faults=faults, truth_dir=truth_dir,
+        pingpong_interval_s=pingpong_s, pingpong_timeout_s=pingpong_s, slot_hold_s=slot_hold_s,
+    )  # fmt: skip
+    _run_until_signalled(lambda: KisSimulator(config))
+
+
+def _market(
+    symbols: str, seed: int, day: str | None, fault: list[str] | None
+) -> tuple[MarketConfig, FaultSchedule]:
+    """The seeded market and the fault schedule both simulators are built from."""
     from tickguard.sim.faults import FaultSchedule, FaultSpecError
-    from tickguard.sim.kis import KisSimConfig
     from tickguard.sim.market import MarketConfig
     from tickguard.sim.universe import profiles_for
 
@@ -81,24 +101,20 @@ def kis(
     except FaultSpecError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fault") from None
     market = MarketConfig(day=_day(day), symbols=profiles_for(_symbols(symbols)), seed=seed)
-    config = KisSimConfig(
-        market=market, host=host, ws_port=port, rest_port=rest_port, speed=speed,
-        start_at=_start(start), faults=faults, truth_dir=truth_dir,
-        pingpong_interval_s=pingpong_s, pingpong_timeout_s=pingpong_s, slot_hold_s=slot_hold_s,
-    )  # fmt: skip
+    return market, faults
+
+
+def _run_until_signalled(make: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(make))
 
 
-async def _serve(config: object) -> None:
-    from tickguard.sim.kis import KisSimConfig, KisSimulator
-
-    assert isinstance(config, KisSimConfig)
+async def _serve(make: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM too: the truth summary gets written
         loop.add_signal_handler(sig, stop.set)
-    async with KisSimulator(config) as sim:
+    async with make() as sim:
         typer.echo(f"REST {sim.rest_url}")
         typer.echo(f"WS   {sim.ws_url}")
         typer.echo(f"truth {sim.truth_dir}")
@@ -131,42 +147,16 @@ def kiwoom(
     Faults, e.g.: flap:3-5 · silent:8@20/60 · malformed:0.01 (or 0.01,corrupt) ·
     grow:0B@10x5 · halt:122630@10:00-10:30
     """
-    from tickguard.sim.faults import FaultSchedule, FaultSpecError
-    from tickguard.sim.kiwoom import KiwoomSimConfig
+    from tickguard.sim.kiwoom import KiwoomSimConfig, KiwoomSimulator
     from tickguard.sim.kiwoom_rest import KiwoomRestRules
-    from tickguard.sim.market import MarketConfig
-    from tickguard.sim.universe import profiles_for
 
-    try:
-        faults = FaultSchedule.parse(fault or [], seed=seed)
-    except FaultSpecError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--fault") from None
-    market = MarketConfig(day=_day(day), symbols=profiles_for(_symbols(symbols)), seed=seed)
+    market, faults = _market(symbols, seed, day, fault)
     config = KiwoomSimConfig(
         market=market, host=host, ws_port=port, rest_port=rest_port, speed=speed,
         start_at=_start(start), faults=faults, truth_dir=truth_dir, ping_interval_s=ping_s,
         rest=KiwoomRestRules(page_size=page_size, max_requests=rate),
     )  # fmt: skip
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_kiwoom(config))
-
-
-async def _serve_kiwoom(config: object) -> None:
-    from tickguard.sim.kiwoom import KiwoomSimConfig, KiwoomSimulator
-
-    assert isinstance(config, KiwoomSimConfig)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM too: the truth summary gets written
-        loop.add_signal_handler(sig, stop.set)
-    async with KiwoomSimulator(config) as sim:
-        typer.echo(f"REST {sim.rest_url}")
-        typer.echo(f"WS   {sim.ws_url}")
-        typer.echo(f"truth {sim.truth_dir}")
-        try:
-            await stop.wait()
-        finally:
-            typer.echo(f"stopped: {sim.counters.frames_sent} frames sent", err=True)
+    _run_until_signalled(lambda: KiwoomSimulator(config))
 
 
 @sim_app.command("bench")
