@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 
 from tickguard.brokers.base import Channel
 from tickguard.brokers.registry import REGISTRY
+from tickguard.metrics import CollectorSource, CountingSink, collector_port, serving
 from tickguard.models import Broker
 from tickguard.settings import Settings
 from tickguard.stream.backoff import Backoff
@@ -104,7 +105,8 @@ async def run_collector(
     plans = make_plan(settings, broker, symbols, channels)
     report = CollectorReport(broker=broker.value, started_at=datetime.now(UTC))
     queue = EventQueue(settings.stream.queue_max_events)
-    batcher = Batcher(queue, sink, settings.stream)
+    counting = CountingSink(sink)  # per-batch counts for the metrics endpoint
+    batcher = Batcher(queue, counting, settings.stream)
     guard = KeyGuard(lock_redis, settings.sink.stream_prefix)
     recorders = [_recorder(record_dir, settings, broker, p) for p in plans]
     own_http = http is None
@@ -120,8 +122,13 @@ async def run_collector(
     log.info("collector %s: %d symbols in %d sessions", broker.value, len(set(symbols)), len(plans))
     if on_started is not None:
         on_started(supervisors)
+    metrics = settings.metrics
+    source = CollectorSource(broker, supervisors, queue, counting)
     try:
-        await _run(supervisors, batcher, stop_event, stop_at)
+        with serving(
+            metrics.host, collector_port(metrics, broker), source, enabled=metrics.enabled
+        ):
+            await _run(supervisors, batcher, stop_event, stop_at)
     finally:
         for rec in recorders:
             if rec is not None:

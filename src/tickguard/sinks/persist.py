@@ -39,8 +39,10 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from tickguard.errors import DecodeError
+from tickguard.metrics.exporter import serving
+from tickguard.metrics.persist import PersistSource
 from tickguard.models import Batch
-from tickguard.settings import Settings
+from tickguard.settings import MetricsSettings, Settings
 from tickguard.sinks import stream_admin
 from tickguard.sinks.encoding import decode_batch
 from tickguard.sinks.persist_commit import Committer, Prepared
@@ -89,6 +91,7 @@ class Persist:
         backoff_cap_s: float = 10.0,
         writers: int = 1,
         kill_after_commit: int | None = None,
+        metrics: MetricsSettings | None = None,
     ) -> None:
         self.client = client
         self.stream, self.group, self.consumer = stream, group, consumer
@@ -96,6 +99,8 @@ class Persist:
         self.claim_idle_ms, self.trim_interval_s = claim_idle_ms, trim_interval_s
         self.backoff_cap_s = backoff_cap_s
         self.writers = writers
+        self.metrics = metrics or MetricsSettings(enabled=False)
+        """Where :meth:`run` serves its metrics (off unless given, as from_settings does)."""
         self.counters = PersistCounters()
         self.stop_event = threading.Event()
         self.committer = Committer(
@@ -128,6 +133,7 @@ class Persist:
             trim_interval_s=sink.trim_interval_s,
             writers=sink.persist_writers,
             kill_after_commit=parse_fault(os.environ.get(FAULT_ENV)),
+            metrics=settings.metrics,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -147,6 +153,19 @@ class Persist:
             self.stream,
             self.writers,
         )
+        with serving(
+            self.metrics.host,
+            self.metrics.persist_port,
+            PersistSource(self.counters, group=self.group, consumer=self.consumer),
+            enabled=self.metrics.enabled,
+        ):
+            self._run()
+        self.close()
+        if self._failure is not None:
+            raise self._failure
+        log.info("persist %s/%s stopped: %s", self.group, self.consumer, self.counters)
+
+    def _run(self) -> None:
         self._retry_redis(self.start)
         next_maintenance = time.monotonic() + self.trim_interval_s
         slots = threading.BoundedSemaphore(self.writers)
@@ -159,10 +178,6 @@ class Persist:
                 if time.monotonic() >= next_maintenance:
                     self._retry_redis(self.maintain)
                     next_maintenance = time.monotonic() + self.trim_interval_s
-        self.close()
-        if self._failure is not None:
-            raise self._failure
-        log.info("persist %s/%s stopped: %s", self.group, self.consumer, self.counters)
 
     def _commit_in_slot(self, prepared: Prepared, slots: threading.BoundedSemaphore) -> None:
         """Commit on a writer thread; an unexpected error stops persist and is re-raised."""
