@@ -13,8 +13,8 @@ import re
 from typing import Any
 
 from tickguard.sim.kis_rest import KisAuthority
-from tickguard.sim.kis_session import Conn, SessionTable, SimCounters
 from tickguard.sim.kis_wire import DATA_TRS, ack, aes_material
+from tickguard.sim.sessions import Conn, SessionTable, SimCounters
 from tickguard.sim.truth import TruthWriter
 
 _TR_KEY = re.compile(r"^Q?\d{6}$")

@@ -1,10 +1,11 @@
-"""Connection and session bookkeeping of the KIS simulator.
+"""Connection and session bookkeeping of the simulators (broker-neutral).
 
-KIS allows one websocket session per app key (§1.4): the app key is learnt from the approval
-key of the first subscribe message; a second connection that tries to use the same app key is
-answered ``OPSP8996`` and closed, and after a disconnect the slot stays taken for
-``slot_hold_s``. KIS's real hold time is UNCONFIRMED (a third-party probe only says "a
-while"); the simulator makes it a setting with a small default.
+Every broker simulator keeps the same table: live connections, the (channel, symbol) →
+connections index the feed dispatches through, and app-key slots. Brokers differ in how a
+second session on one app key ends, and that stays in their control protocol: KIS refuses
+the newcomer (``OPSP8996``) and holds the slot for ``slot_hold_s`` after a disconnect
+(KIS's real hold time is UNCONFIRMED, hence a setting); Kiwoom kicks the old session
+(``R10001``) and holds nothing (``slot_hold_s`` 0).
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass, field
 
 from websockets.asyncio.server import ServerConnection
 
 SubKey = tuple[str, str]
-"""(tr_id, tr_key) — one registration."""
+"""(channel, symbol) — one registration: a KIS (tr_id, tr_key), a Kiwoom (type, item)."""
+Queued = tuple[str, str, str, int]
+"""(channel, symbol, encoded record, truth key) waiting to be framed for one connection."""
 
 
 @dataclass(eq=False, slots=True)
@@ -34,10 +38,11 @@ class Conn:
     dying: bool = False
     """Set when a fault is about to drop the connection: no more data is queued for it."""
     pong: asyncio.Event = field(default_factory=asyncio.Event)
-    outbox: dict[SubKey, tuple[list[str], list[int]]] = field(default_factory=dict)
-    """Per (tr_id, symbol): records and their keys waiting for the next flush."""
-    frames: deque[tuple[str, str, list[str], list[int]]] = field(default_factory=deque)
-    """Frames (tr_id, symbol, records, keys) waiting for this connection's writer."""
+    """Set by the broker's keep-alive when the client answered (KIS: a PINGPONG echo)."""
+    outbox: dict[Hashable, list[Queued]] = field(default_factory=dict)
+    """Per frame group (the broker wire decides): records waiting for the next flush."""
+    frames: deque[tuple[Hashable, list[Queued]]] = field(default_factory=deque)
+    """Frames (group, records) waiting for this connection's writer."""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     close_reason: str = ""
 
@@ -71,7 +76,7 @@ class SimCounters:
 
 
 class SessionTable:
-    """Live connections, the (tr_id, symbol) → connections index and the app-key slots."""
+    """Live connections, the (channel, symbol) → connections index and the app-key slots."""
 
     def __init__(self, slot_hold_s: float) -> None:
         self.conns: dict[int, Conn] = {}
@@ -98,12 +103,17 @@ class SessionTable:
         conn.app_key = app_key
         return True
 
+    def holders(self, app_key: str) -> list[Conn]:
+        """Live connections bound to ``app_key``."""
+        return [c for c in self.conns.values() if c.app_key == app_key]
+
     def add(self, conn: Conn, key: SubKey) -> None:
         conn.subs[key] = None
         self.index.setdefault(key, set()).add(conn)
 
     def remove(self, conn: Conn, key: SubKey) -> None:
-        """Drop a registration and whatever was queued for it: nothing follows the UNSUB ack."""
+        """Drop a registration. Whatever was queued for it is not sent: the feed's writer
+        sends only records of registrations the connection still holds."""
         conn.subs.pop(key, None)
         conn.outbox.pop(key, None)
         holders = self.index.get(key)
