@@ -45,7 +45,8 @@ def at(hhmm: str, *, in_session: bool = True, after_close: bool = False) -> Mome
 
 def add_gap(conn: psycopg.Connection[Any], symbol: str, start: datetime, cause: str) -> None:
     conn.execute(
-        "INSERT INTO gaps (broker, symbol, kind, start, cause) VALUES ('kis', %s, 'trades', %s, %s)",
+        "INSERT INTO gaps (broker, symbol, kind, start, cause)"
+        " VALUES ('kis', %s, 'trades', %s, %s)",
         (symbol, start, cause),
     )
 

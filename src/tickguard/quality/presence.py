@@ -127,3 +127,17 @@ def gap_minutes(
     for symbol, kind, g_start, g_end in conn.execute(_GAPS, (broker, list(symbols), end, start)):
         spans[(symbol, GapKind(kind))].append((g_start, g_end))
     return {key: _covered(items, start, end) for key, items in spans.items()}
+
+
+_RECENT = """
+SELECT symbol FROM trades WHERE ts >= %(start)s AND ts < %(end)s
+UNION SELECT symbol FROM book_snapshots WHERE ts >= %(start)s AND ts < %(end)s
+UNION SELECT symbol FROM gaps WHERE "end" IS NULL AND status = 'open'
+ORDER BY 1
+"""
+
+
+def recent_symbols(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> list[str]:
+    """Symbols with data in [start, end) or an open gap: the default set to check when a
+    run names none (prefect.yaml names the subscribed ones)."""
+    return [str(s) for (s,) in conn.execute(_RECENT, {"start": start, "end": end})]
