@@ -1,4 +1,5 @@
-"""The simulator's KIS REST side: ``/oauth2/tokenP`` and ``/oauth2/Approval`` (§1.2, §1.3).
+"""The simulator's KIS REST side: ``/oauth2/tokenP`` and ``/oauth2/Approval`` (§1.2, §1.3),
+and the intraday quotation TRs of :mod:`tickguard.sim.kis_history` (§1.10) when given.
 
 Token rules as KIS documents them: re-issuing within 6 h returns the same token; asking again
 within a minute of the last issue is refused with ``EGW00133``. Error bodies carry KIS's
@@ -34,6 +35,7 @@ from starlette.routing import Route
 
 from tickguard.errors import StackError
 from tickguard.models import KST
+from tickguard.sim.kis_history import KisHistoryService
 
 MAX_APPROVALS = 10_000
 """Approval keys remembered at once (a reconnect loop that asks each time stays bounded)."""
@@ -117,6 +119,14 @@ class KisAuthority:
             "expires_in": int(tok.expires_at - now),
         }
 
+    def app_key_for_token(self, token: str) -> str | None:
+        """The app key a live access token was issued to (quotation calls check it)."""
+        now = self._now()
+        for app_key, tok in self._tokens.items():
+            if secrets.compare_digest(tok.value, token) and now < tok.expires_at:
+                return app_key
+        return None
+
     def approval(self, app_key: str) -> str:
         key = str(uuid.uuid4())
         if len(self._approvals) >= MAX_APPROVALS:  # bounded: forget the oldest key
@@ -134,7 +144,9 @@ async def _json(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def rest_app(authority: KisAuthority) -> Starlette:
+def rest_app(authority: KisAuthority, history: KisHistoryService | None = None) -> Starlette:
+    """OAuth routes, plus the intraday quotation routes when ``history`` is given."""
+
     async def token_p(request: Request) -> JSONResponse:
         body = await _json(request)
         if body.get("grant_type") != "client_credentials":
@@ -158,6 +170,7 @@ def rest_app(authority: KisAuthority) -> Starlette:
         routes=[
             Route("/oauth2/tokenP", token_p, methods=["POST"]),
             Route("/oauth2/Approval", approval, methods=["POST"]),
+            *(history.routes() if history is not None else []),
         ]
     )
 

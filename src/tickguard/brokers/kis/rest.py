@@ -7,20 +7,24 @@ simulator, and production shares one connection pool. httpx and JSON failures be
 re-issue within a minute, EGW00201 requests per second) become
 :class:`~tickguard.errors.RateLimitedError` whatever the HTTP status, because KIS sends them
 with 403, 500 or even 200. App keys, secrets, tokens and approval keys are ``SecretStr`` and
-appear in no message or log line. Backfill endpoints belong to a later issue.
+appear in no message or log line.
+
+Backfill (issue 7): :class:`KisQuotations` pages FHPST01060000 (per-trade rows, time cursor),
+FHKST03010200 (today's minute bars, 30 per call) and FHKST03010230 (past days, 120 per
+call), with pure parsers ``parse_tick_rows`` / ``parse_bar_rows``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from tickguard.errors import AuthError, RateLimitedError
+from tickguard.errors import AuthError, DecodeError, ProtocolError, RateLimitedError
 from tickguard.models import KST
 from tickguard.settings import AppCredential, KisSettings
 
@@ -129,4 +133,189 @@ class KisRestClient:
             raise AuthError(
                 f"KIS {what} refused: HTTP {response.status_code} {code} {message}{shape}".rstrip()
             )
+        return doc
+
+
+# -- backfill endpoints (reference §1.9, §1.10) ------------------------------------------------
+
+QUOTATIONS = "/uapi/domestic-stock/v1/quotations"
+TICKS_PATH = QUOTATIONS + "/inquire-time-itemconclusion"
+TICKS_TR = "FHPST01060000"
+TODAY_BARS_PATH = QUOTATIONS + "/inquire-time-itemchartprice"
+TODAY_BARS_TR = "FHKST03010200"
+TODAY_BARS_ROWS = 30
+DAILY_BARS_PATH = QUOTATIONS + "/inquire-time-dailychartprice"
+DAILY_BARS_TR = "FHKST03010230"
+DAILY_BARS_ROWS = 120
+TOKEN_CODES = frozenset({"EGW00121", "EGW00123"})
+"""Invalid / expired token: the cached token must be dropped and a new one fetched."""
+
+
+@dataclass(frozen=True, slots=True)
+class KisTickRow:
+    """One FHPST01060000 row: a trade with KIS's cumulative volume after it."""
+
+    ts: datetime
+    price: int
+    qty: int
+    cum_volume: int
+
+
+@dataclass(frozen=True, slots=True)
+class KisBarRow:
+    """One minute-bar row (FHKST03010200 / FHKST03010230); ``minute`` as KIS stamps it."""
+
+    minute: datetime
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+
+
+def _kst(day_text: str, hhmmss: str) -> datetime:
+    try:
+        return datetime.strptime(day_text + hhmmss, "%Y%m%d%H%M%S").replace(tzinfo=KST)
+    except ValueError as exc:
+        raise DecodeError("kis_rest_time", f"{day_text} {hhmmss}") from exc
+
+
+def _int(row: dict[str, Any], *names: str) -> int:
+    """The first present field of ``names`` as an int (KIS sends numbers as strings)."""
+    for name in names:
+        value = row.get(name)
+        if value not in (None, ""):
+            try:
+                return abs(int(str(value)))
+            except ValueError as exc:
+                raise DecodeError("kis_rest_number", f"{name}={value!r}") from exc
+    raise DecodeError("kis_rest_field_missing", "/".join(names))
+
+
+def _rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = doc.get("output2")
+    if rows is None:
+        return []
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DecodeError("kis_rest_output2", "output2 is not a list of objects")
+    return rows
+
+
+def parse_tick_rows(doc: dict[str, Any], day: date) -> list[KisTickRow]:
+    """FHPST01060000 ``output2`` (newest first) → rows in the same order.
+
+    The price field is ``stck_pbpr`` in KIS's doc and ``stck_prpr`` in code that reads live
+    answers (UNCONFIRMED, reference §1.10c): either is accepted.
+    """
+    ymd = day.strftime("%Y%m%d")
+    return [
+        KisTickRow(
+            ts=_kst(ymd, str(row.get("stck_cntg_hour", ""))),
+            price=_int(row, "stck_prpr", "stck_pbpr"),
+            qty=_int(row, "cnqn", "cntg_vol"),
+            cum_volume=_int(row, "acml_vol"),
+        )
+        for row in _rows(doc)
+        if row.get("stck_cntg_hour")
+    ]
+
+
+def parse_bar_rows(doc: dict[str, Any]) -> list[KisBarRow]:
+    """FHKST03010200 / FHKST03010230 ``output2`` (newest first) → rows in the same order."""
+    return [
+        KisBarRow(
+            minute=_kst(str(row.get("stck_bsop_date", "")), str(row["stck_cntg_hour"])),
+            open=_int(row, "stck_oprc"),
+            high=_int(row, "stck_hgpr"),
+            low=_int(row, "stck_lwpr"),
+            close=_int(row, "stck_prpr"),
+            volume=_int(row, "cntg_vol"),
+        )
+        for row in _rows(doc)
+        if row.get("stck_cntg_hour")
+    ]
+
+
+class KisQuotations:
+    """The intraday quotation GETs the backfill needs, one page per call.
+
+    No retries here: the caller paces calls with a shared limiter and decides what a
+    :class:`RateLimitedError` (EGW00201) or an :class:`AuthError` (expired token) is worth.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, settings: KisSettings) -> None:
+        self._http = http
+        self._base = settings.rest_url.rstrip("/")
+        self._custtype = settings.custtype
+
+    async def ticks(
+        self, token: SecretStr, credential: AppCredential, symbol: str, day: date, hour: str
+    ) -> list[KisTickRow]:
+        """Trades at or before ``hour`` (HHMMSS), newest first (time cursor paging)."""
+        params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol, "FID_INPUT_HOUR_1": hour}
+        doc = await self.get(TICKS_PATH, TICKS_TR, params, token, credential)
+        return parse_tick_rows(doc, day)
+
+    async def today_bars(
+        self, token: SecretStr, credential: AppCredential, symbol: str, hour: str
+    ) -> list[KisBarRow]:
+        """Today's minute bars at or before ``hour``, newest first, at most 30."""
+        params = {
+            "FID_ETC_CLS_CODE": "",
+            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_INPUT_ISCD": symbol,
+            "FID_INPUT_HOUR_1": hour,
+            "FID_PW_DATA_INCU_YN": "N",
+        }
+        doc = await self.get(TODAY_BARS_PATH, TODAY_BARS_TR, params, token, credential)
+        return parse_bar_rows(doc)
+
+    async def daily_bars(
+        self, token: SecretStr, credential: AppCredential, symbol: str, day: date, hour: str
+    ) -> list[KisBarRow]:
+        """A past day's minute bars at or before ``hour``, newest first, at most 120."""
+        params = {
+            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_INPUT_ISCD": symbol,
+            "FID_INPUT_HOUR_1": hour,
+            "FID_INPUT_DATE_1": day.strftime("%Y%m%d"),
+            "FID_PW_DATA_INCU_YN": "N",
+            "FID_FAKE_TICK_INCU_YN": "",
+        }
+        doc = await self.get(DAILY_BARS_PATH, DAILY_BARS_TR, params, token, credential)
+        return parse_bar_rows(doc)
+
+    async def get(
+        self,
+        path: str,
+        tr_id: str,
+        params: dict[str, str],
+        token: SecretStr,
+        credential: AppCredential,
+    ) -> dict[str, Any]:
+        """One quotation GET; KIS's codes become tickguard errors whatever the HTTP status."""
+        headers = {
+            **_HEADERS,
+            "authorization": f"Bearer {token.get_secret_value()}",
+            "appkey": credential.app_key.get_secret_value(),
+            "appsecret": credential.app_secret.get_secret_value(),
+            "tr_id": tr_id,
+            "tr_cont": "",
+            "custtype": self._custtype,
+        }
+        try:
+            response = await self._http.get(self._base + path, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ProtocolError(f"KIS {tr_id} request failed: {type(exc).__name__}") from exc
+        try:
+            doc: object = response.json()
+        except ValueError:
+            doc = None
+        code, message = _code_and_message(doc)
+        if code in RATE_LIMIT_CODES:
+            raise RateLimitedError(f"KIS {tr_id}: {code} {message}".rstrip())
+        if code in TOKEN_CODES:
+            raise AuthError(f"KIS {tr_id}: {code} {message}".rstrip())
+        if not isinstance(doc, dict) or response.is_error or str(doc.get("rt_cd", "0")) != "0":
+            raise ProtocolError(f"KIS {tr_id}: HTTP {response.status_code} {code} {message}")
         return doc

@@ -11,6 +11,9 @@ transport, and it translates every failure into tickguard's error tree at this b
 
 The token is a :class:`~pydantic.SecretStr`; ``expires_dt`` is KST (reading it as UTC is the
 known cause of 8005 reconnect loops, reference §2.10).
+
+Backfill (issue 7): ``chart_body`` and the pure parsers ``parse_tick_chart`` (ka10079, no
+cumulative volume) and ``parse_minute_chart`` (ka10080); pages come from :meth:`KiwoomRest.call`.
 """
 
 from __future__ import annotations
@@ -18,13 +21,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from tickguard.errors import AuthError, ProtocolError, RateLimitedError, TickguardError
+from tickguard.errors import (
+    AuthError,
+    DecodeError,
+    ProtocolError,
+    RateLimitedError,
+    TickguardError,
+)
 from tickguard.models import KST
 from tickguard.settings import AppCredential
 
@@ -175,3 +184,88 @@ class KiwoomRest:
                 raise ProtocolError(f"{api_id}: cont-yn is Y but next-key is empty")
             next_key = page.next_key
         raise ProtocolError(f"{api_id}: still continuing after {max_pages} pages")
+
+
+# -- backfill charts (reference §2.7): ka10079 ticks, ka10080 minute bars ------------------------
+
+TICK_CHART = "ka10079"
+MINUTE_CHART = "ka10080"
+
+
+@dataclass(frozen=True, slots=True)
+class KiwoomTickRow:
+    """One ka10079 row at ``tic_scope`` 1: a trade without cumulative volume."""
+
+    ts: datetime
+    price: int
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class KiwoomBarRow:
+    """One ka10080 row at ``tic_scope`` 1 (``minute`` as Kiwoom stamps it)."""
+
+    minute: datetime
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    cum_volume: int
+
+
+def chart_body(symbol: str, scope: int = 1, base_day: date | None = None) -> dict[str, str]:
+    """The ka10079/ka10080 request body (``base_dt`` only for ka10080's past days)."""
+    body = {"stk_cd": symbol, "tic_scope": str(scope), "upd_stkpc_tp": "0"}
+    if base_day is not None:
+        body["base_dt"] = base_day.strftime("%Y%m%d")
+    return body
+
+
+def _cntr_tm(raw: object) -> datetime:
+    if not isinstance(raw, str) or len(raw) != 14 or not raw.isdigit():
+        raise DecodeError("kiwoom_chart_time", repr(raw))
+    try:
+        return datetime.strptime(raw, "%Y%m%d%H%M%S").replace(tzinfo=KST)
+    except ValueError:
+        raise DecodeError("kiwoom_chart_time", repr(raw)) from None
+
+
+def _num(row: Mapping[str, Any], name: str) -> int:
+    """Kiwoom numbers are strings, prices sign-prefixed against the previous close."""
+    raw = row.get(name)
+    try:
+        return abs(int(str(raw)))
+    except ValueError:
+        raise DecodeError("kiwoom_chart_number", f"{name}={raw!r}") from None
+
+
+def _chart_rows(body: Mapping[str, Any], list_name: str) -> list[Mapping[str, Any]]:
+    rows = body.get(list_name, [])
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DecodeError("kiwoom_chart_rows", f"{list_name} is not a list of objects")
+    return rows
+
+
+def parse_tick_chart(body: Mapping[str, Any]) -> list[KiwoomTickRow]:
+    """ka10079 ``stk_tic_chart_qry`` (newest first) → rows in the same order."""
+    return [
+        KiwoomTickRow(_cntr_tm(r.get("cntr_tm")), _num(r, "cur_prc"), _num(r, "trde_qty"))
+        for r in _chart_rows(body, "stk_tic_chart_qry")
+    ]
+
+
+def parse_minute_chart(body: Mapping[str, Any]) -> list[KiwoomBarRow]:
+    """ka10080 ``stk_min_pole_chart_qry`` (newest first) → rows in the same order."""
+    return [
+        KiwoomBarRow(
+            _cntr_tm(r.get("cntr_tm")),
+            _num(r, "open_pric"),
+            _num(r, "high_pric"),
+            _num(r, "low_pric"),
+            _num(r, "cur_prc"),
+            _num(r, "trde_qty"),
+            _num(r, "acc_trde_qty"),
+        )
+        for r in _chart_rows(body, "stk_min_pole_chart_qry")
+    ]
