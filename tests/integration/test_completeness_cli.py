@@ -1,0 +1,43 @@
+"""``tickguard check``: the same function as the flow, from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from quality_rows import Tape, minutes, store
+from typer.testing import CliRunner
+
+from tickguard.cli import app
+
+
+def test_check_json_reports_the_gap_and_exits_1(settings_env: Path, db_url: str) -> None:
+    store(db_url, trades=Tape("005930").trades(minutes("09:00", "09:59")))
+    args = ["check", "--from", "2026-11-25T10:04", "--to", "2026-11-25T10:05", "--json"]
+    result = CliRunner().invoke(app, [*args, "--broker", "kis", "--no-gx", "--no-slack"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.output)
+    (check,) = data["checks"]
+    assert [(g["symbol"], g["kind"]) for g in check["gaps_opened"]] == [("005930", "trades")]
+    assert check["gx"] is None and data["slack_messages"] == 0
+    again = CliRunner().invoke(app, [*args, "--broker", "kis", "--no-gx", "--no-slack"])
+    assert again.exit_code == 0 and json.loads(again.output)["checks"][0]["gaps_opened"] == []
+
+
+def test_check_defaults_to_recent_symbols_and_prints_text(settings_env: Path, db_url: str) -> None:
+    store(db_url, trades=Tape("000660").trades(minutes("09:00", "09:30")))
+    args = ["check", "--from", "2026-11-25T09:30", "--to", "2026-11-25T09:31", "--no-slack"]
+    result = CliRunner().invoke(app, [*args, "--broker", "kis"])
+    assert result.exit_code == 0, result.output
+    assert "kis: 0 gap(s) opened, 0 ended, 0 continuity break(s), GX ok" in result.output
+    assert "Data Docs:" in result.output and str(settings_env) in result.output
+
+
+def test_bad_arguments_are_usage_errors(settings_env: Path) -> None:
+    runner = CliRunner()
+    bad_time = runner.invoke(app, ["check", "--from", "yesterday", "--to", "10:00"])
+    assert bad_time.exit_code == 2 and "--from" in bad_time.output
+    backwards = runner.invoke(app, ["check", "--from", "10:05", "--to", "10:00"])
+    assert backwards.exit_code == 2 and "--to must be after --from" in backwards.output
+    missing = runner.invoke(app, ["check", "--from", "10:00"])
+    assert missing.exit_code == 2 and "--to" in missing.output
