@@ -5,8 +5,11 @@ extension that aborts must fail one check, not the preflight process. Usage::
 
     python -m tickguard.preflight.probe entrypoints PROJECT_DIR path.py:func ...
     python -m tickguard.preflight.probe modules name ...
+    python -m tickguard.preflight.probe project PROJECT_DIR
 
-Prints ``{"<item>": "" | "<ErrorClass>: <message>"}`` on stdout.
+Prints ``{"<item>": "" | "<ErrorClass>: <message>"}`` on stdout. ``project`` loads every
+entrypoint of PROJECT_DIR/prefect.yaml and exits 1 when any fails: the Docker build runs it,
+so an image missing a dependency (the incident's ``httpx``) is never built.
 """
 
 from __future__ import annotations
@@ -49,6 +52,15 @@ def main(argv: list[str]) -> int:
         sys.path.insert(0, str(project_dir))
         for ep in rest[1:]:
             results[ep] = _outcome(lambda ep=ep: load_entrypoint(project_dir, ep))
+    elif mode == "project":
+        from tickguard.preflight.code import entrypoints
+
+        project_dir = Path(rest[0])
+        sys.path.insert(0, str(project_dir))
+        for ep in entrypoints(project_dir):
+            results[ep] = _outcome(lambda ep=ep: load_entrypoint(project_dir, ep))
+        print(json.dumps(results))
+        return 1 if any(results.values()) or not results else 0
     elif mode == "modules":
         for name in rest:
             results[name] = _outcome(lambda name=name: importlib.import_module(name))
