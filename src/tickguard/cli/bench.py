@@ -109,3 +109,41 @@ def ingest(
         f"stored: {result.rows_stored:,}, duplicates: {result.duplicates}, "
         f"quarantined: {result.quarantined}"
     )
+
+
+@bench_app.command("check")
+def check(
+    rows: Annotated[
+        int, typer.Option("--rows", min=1, help="Synthetic trades in the table (target ≥ 50M).")
+    ] = 50_000_000,
+    symbols: Annotated[int, typer.Option("--symbols", min=1, help="Symbols checked.")] = 20,
+    days: Annotated[int, typer.Option("--days", min=1, help="Trading days of rows.")] = 10,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the table (tickguard_bench_check) for reruns.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """One minute's completeness check (SQL + GX) on a large trades table; target < 1 s."""
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from tickguard.bench.check import run_check_bench
+    from tickguard.errors import TickguardError
+    from tickguard.settings import get_settings
+    from tickguard.stack import resolve_database_url
+
+    try:
+        url = resolve_database_url(get_settings())
+        result = run_check_bench(url, rows=rows, symbols=symbols, days=days, keep=keep)
+    except TickguardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    typer.echo(f"table: {result.rows:,} trades, {result.symbols} symbols, {result.days} days")
+    if result.generated:
+        typer.echo(f"generated in {result.generate_s:.1f} s")
+    typer.echo(f"window {result.window}: SQL {result.sql_s:.3f} s, GX {result.gx_s:.3f} s")
+    typer.echo(f"whole check: {result.check_s:.3f} s (GX import once: {result.gx_import_s:.2f} s)")
+    typer.echo(f"gaps opened: {result.gaps_opened}, GX success: {result.gx_success}")

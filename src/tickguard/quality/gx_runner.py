@@ -77,7 +77,8 @@ def window_query(table: str, window: CheckWindow, broker: str, symbols: Sequence
     return f"SELECT * FROM {table} WHERE " + " AND ".join(where)
 
 
-def _import_gx() -> tuple[Any, float]:
+def import_gx() -> tuple[Any, float]:
+    """The GX module and the seconds its import took (0 when already imported)."""
     started = time.perf_counter()
     import great_expectations as gx
 
@@ -139,7 +140,7 @@ def validate_window(
     docs_dir: Path | None = None,
 ) -> GxReport:
     """Validate every suite on the window; Data Docs under ``docs_dir`` when given."""
-    gx, import_s = _import_gx()
+    gx, import_s = import_gx()
     started = time.perf_counter()
     from great_expectations.checkpoint.actions import UpdateDataDocsAction, ValidationAction
     from great_expectations.checkpoint.checkpoint import Checkpoint
