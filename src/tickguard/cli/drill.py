@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +21,12 @@ from tickguard.cli.collect import parse_broker
 @app.command("drill")
 def drill(
     scenario: Annotated[str, typer.Option(help="calm | flap | silent | malformed")] = "calm",
-    broker: Annotated[str, typer.Option(help="Broker to drill (kis, kiwoom).")] = "kis",
+    broker: Annotated[
+        str, typer.Option(help="Broker to drill (kis, kiwoom, or both: the dual feed).")
+    ] = "kis",
+    faulty: Annotated[
+        str, typer.Option(help="With --broker both: the broker the faults hit (kis, kiwoom).")
+    ] = "kis",
     symbols: Annotated[int, typer.Option(min=1, max=2000, help="Symbols (default universe).")] = 20,
     minutes: Annotated[float, typer.Option(min=0.05, help="Simulated minutes to run.")] = 10.0,
     speed: Annotated[
@@ -42,7 +47,9 @@ def drill(
             f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}",
             param_hint="--scenario",
         )
-    chosen = parse_broker(broker)
+    dual_feed = broker.lower() == "both"
+    chosen = parse_broker(faulty if dual_feed else broker)
+    from tickguard.drill.dual import DualOptions, run_dual_drill
     from tickguard.drill.runner import DrillOptions, run_drill
     from tickguard.errors import TickguardError
     from tickguard.settings import get_settings
@@ -52,12 +59,29 @@ def drill(
     try:
         settings = get_settings()
         admin, redis_url = resolve_database_url(settings), resolve_redis_url(settings)
-        report = asyncio.run(run_drill(settings, opts, admin_url=admin, redis_url=redis_url))
+        if dual_feed:
+            dual = DualOptions(SCENARIOS[scenario], chosen, symbols, minutes, speed, seed,
+                               slot_hold_s)  # fmt: skip
+            run = run_dual_drill(settings, dual, admin_url=admin, redis_url=redis_url)
+        else:
+            run = run_drill(settings, opts, admin_url=admin, redis_url=redis_url)
+        report = asyncio.run(run)
     except TickguardError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(report))
     else:
-        for key, value in report.items():
+        for key, value in _lines(report):
             typer.echo(f"{key:34} {value}")
+
+
+def _lines(report: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Flat ``key value`` lines; a dual drill's per-broker sub-reports as ``kis.key``."""
+    out: list[tuple[str, Any]] = []
+    for key, value in report.items():
+        if isinstance(value, dict) and key in ("kis", "kiwoom"):
+            out.extend(_lines(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out

@@ -87,14 +87,18 @@ def _max(values: Iterable[float | None]) -> float | None:
     return round(max(present), 3) if present else None
 
 
-def store_figures(database_url: str, broker: str, day: date) -> dict[str, Any]:
-    """Keys and counts from the scratch database."""
+def store_figures(
+    database_url: str, broker: str, day: date, *, any_broker: bool = False
+) -> dict[str, Any]:
+    """Keys and counts from the scratch database. ``any_broker``: trade keys stored through
+    any feed (a dual-feed drill stores each key once, under the broker that came first)."""
     with psycopg.connect(libpq_url(database_url)) as conn:
         keys = {
             (s, int(v))
             for s, v in conn.execute(
-                "SELECT symbol, cum_volume FROM trades WHERE broker = %s AND trading_day = %s",
-                (broker, day),
+                "SELECT symbol, cum_volume FROM trades"
+                " WHERE (broker = %s OR %s) AND trading_day = %s",
+                (broker, any_broker, day),
             )
         }
         dup_row = conn.execute(
@@ -148,16 +152,18 @@ def judge(
     broker: str,
     subs: set[tuple[str, str]],
     collector_stopped_at: float | None = None,
+    *,
+    any_broker: bool = False,
 ) -> dict[str, Any]:
     """The truth-vs-store half of the drill report.
 
     Drops after ``collector_stopped_at`` (wall epoch) are left out: they hit a collector that
-    was already closing on purpose.
+    was already closing on purpose. ``any_broker``: see :func:`store_figures`.
     """
     counts = truth.counts()
     sent = {(s, k) for s, _day, k in truth.sent_trade_keys()}
     generated = {(t.symbol, t.cum_volume) for t in truth.generated_trades()}
-    store = store_figures(database_url, broker, truth.day)
+    store = store_figures(database_url, broker, truth.day, any_broker=any_broker)
     drops = [
         d for d in drops_of(truth) if collector_stopped_at is None or d.at < collector_stopped_at
     ]

@@ -1,0 +1,196 @@
+"""The dual-feed drill: one market through KIS and Kiwoom at once, faults on one of them.
+
+Both simulators play the same market (same day, seed and symbols) on one shared clock, so
+they generate the same trades with the same cumulative volumes; both collectors write into
+one sink, one persist, one database. The natural key (symbol, trading_day, cum_volume) stores
+each trade once, whichever feed delivered it first, so the healthy feed fills the faulted
+feed's windows live — and :func:`tickguard.store.coverage.resolve_covered_gaps`, run every
+second as the completeness flow would, turns each of the faulted feed's gaps it can prove
+covered into ``filled`` (or ``no_trades``) naming the feed that covered it.
+
+The healthy collector runs ``HEALTHY_GRACE_S`` longer than the faulted one: the faulted
+feed's last windows need a trade stored after them before continuity can be proven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tickguard.collector import DEFAULT_CHANNELS, CollectorReport, run_collector
+from tickguard.drill.compare import judge
+from tickguard.drill.dual_judge import judge_dual
+from tickguard.drill.rigs import RIGS, broker_settings, sim_config
+from tickguard.drill.runner import DrillOptions, RssSampler, _report, _settings, _wait_persisted
+from tickguard.drill.scenarios import Scenario
+from tickguard.drill.scratch import scratch
+from tickguard.models import KST, Broker
+from tickguard.settings import Settings
+from tickguard.sim.clock import SimClock
+from tickguard.sim.market import seconds_of
+from tickguard.sim.truth import TruthReader
+from tickguard.sim.universe import default_symbols
+from tickguard.sinks.persist import Persist
+from tickguard.sinks.redis_stream import RedisStreamSink, redis_client
+from tickguard.store.coverage import resolve_covered_gaps
+from tickguard.store.migrate import libpq_url
+from tickguard.stream.supervisor import Supervisor
+
+HEALTHY_GRACE_S = 3.0
+RESOLVE_EVERY_S = 1.0
+BROKERS = (Broker.KIS, Broker.KIWOOM)
+
+
+@dataclass(frozen=True, slots=True)
+class DualOptions:
+    scenario: Scenario
+    faulty: Broker = Broker.KIS
+    symbols: int = 20
+    minutes: float = 10.0
+    speed: float = 1.0
+    seed: int = 0
+    slot_hold_s: float | None = None
+
+    def single(self, broker: Broker) -> DrillOptions:
+        """This drill seen from one broker (for the per-broker report)."""
+        return DrillOptions(self.scenario, broker, self.symbols, self.minutes, self.speed,
+                            self.seed, self.slot_hold_s)  # fmt: skip
+
+
+def resolve_now(database_url: str, day: date) -> int:
+    """One pass of the coverage resolver, committed."""
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        return resolve_covered_gaps(conn, day, now=datetime.now(UTC))
+
+
+async def run_dual_drill(
+    base: Settings, opts: DualOptions, *, admin_url: str, redis_url: str
+) -> dict[str, Any]:
+    """Run the dual drill; its report has ``kis``/``kiwoom`` sub-reports and combined keys."""
+    started, day = time.monotonic(), datetime.now(KST).date()
+    with (
+        scratch(admin_url, redis_url) as res,
+        tempfile.TemporaryDirectory(prefix="tickguard-dual-drill-") as tmp,
+    ):
+        truth_dirs = {b: Path(tmp) / f"truth-{b.value}" for b in BROKERS}
+        clock = SimClock(seconds_of(dtime(9, 0)), opts.speed)
+        async with contextlib.AsyncExitStack() as sims_stack:
+            sims: dict[Broker, Any] = {}
+            for b in BROKERS:
+                config = sim_config(
+                    RIGS[b], day=day, symbols=opts.symbols, seed=opts.seed, speed=opts.speed,
+                    faults=opts.scenario.faults if b is opts.faulty else (),
+                    truth_dir=truth_dirs[b], overrides={**opts.scenario.sim, "clock": clock},
+                    slot_hold_s=opts.slot_hold_s,
+                )  # fmt: skip
+                sims[b] = await sims_stack.enter_async_context(RIGS[b].simulator(config))
+            settings = _dual_settings(base, sims, res, redis_url, opts, Path(tmp) / "data")
+            persist = Persist.from_settings(
+                settings, redis_url=redis_url, database_url=res.database_url, consumer="drill"
+            )
+            thread = threading.Thread(target=persist.run, name="drill-persist", daemon=True)
+            thread.start()
+            try:
+                stop_at = time.time() + opts.minutes * 60 / opts.speed
+                reports, rss, live = await _collect_both(settings, opts, stop_at, res.database_url)
+            finally:
+                counters = {b: s.counters.as_dict() for b, s in sims.items()}
+        try:
+            caught_up = await asyncio.to_thread(_wait_persisted, redis_url, settings)
+        finally:
+            persist.stop_event.set()
+            await asyncio.to_thread(thread.join, 30.0)
+        final = await asyncio.to_thread(resolve_now, res.database_url, day)
+        symbols = default_symbols(opts.symbols)
+        subs = {(s, c.value) for s in symbols for c in DEFAULT_CHANNELS}
+        truths = {b.value: TruthReader(d) for b, d in truth_dirs.items()}
+        per_broker = {}
+        for b in BROKERS:
+            stopped = stop_at + (0.0 if b is opts.faulty else HEALTHY_GRACE_S)
+            judged = await asyncio.to_thread(
+                judge, truths[b.value], res.database_url, b.value, subs, stopped, any_broker=True
+            )
+            elapsed = time.monotonic() - started
+            per_broker[b.value] = _report(opts.single(b), judged, reports[b], counters[b], rss,
+                                          persist, caught_up, elapsed)  # fmt: skip
+        combined = await asyncio.to_thread(
+            judge_dual, truths, res.database_url, opts.faulty.value, day
+        )
+    conflicts = sum(int(c.get("session_conflicts", 0)) for c in counters.values())
+    return {
+        "scenario": opts.scenario.name, "broker": "both", "faulty": opts.faulty.value,
+        "symbols": opts.symbols, "minutes": opts.minutes, "speed": opts.speed, **combined,
+        "session_conflicts": conflicts, "gaps_resolved_live": live, "gaps_resolved_final": final,
+        "persist_caught_up": caught_up, "peak_rss_mb": round(rss.peak, 1),
+        "wall_s": round(time.monotonic() - started, 1), **per_broker,
+    }  # fmt: skip
+
+
+def _dual_settings(
+    base: Settings, sims: dict[Broker, Any], res: Any, redis_url: str, opts: DualOptions,
+    data: Path,
+) -> Settings:  # fmt: skip
+    """The drill settings of one broker, with every other broker pointed at its simulator."""
+    first, *others = BROKERS
+    settings = _settings(base, RIGS[first], sims[first], res, redis_url, opts.single(first), data)
+    for b in others:
+        update = broker_settings(RIGS[b], settings, sims[b], opts.symbols, len(DEFAULT_CHANNELS))
+        settings = settings.model_copy(update=update)
+    return settings
+
+
+async def _collect_both(
+    settings: Settings, opts: DualOptions, stop_epoch: float, database_url: str
+) -> tuple[dict[Broker, CollectorReport], RssSampler, int]:
+    """Both collectors into one sink, the coverage resolver beside them; gaps it resolved."""
+    rss = RssSampler()
+    rss.sample()
+    supervisors: list[Supervisor] = []
+    sampler: list[asyncio.Task[None]] = []
+    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
+    lock, day = redis_client(url, 2.0), datetime.now(KST).date()
+    resolved = [0]
+
+    async def resolver() -> None:
+        while True:
+            await asyncio.sleep(RESOLVE_EVERY_S)
+            resolved[0] += await asyncio.to_thread(resolve_now, database_url, day)
+
+    def started(sups: list[Supervisor]) -> None:
+        supervisors.extend(sups)  # the sampler reads this list as it grows
+        if not sampler:
+            sampler.append(asyncio.create_task(rss.run(supervisors)))
+
+    helpers = [asyncio.create_task(resolver())]
+    try:
+        async with RedisStreamSink.from_settings(settings, url, name="drill") as sink:
+
+            async def collect(b: Broker) -> CollectorReport:
+                grace = 0.0 if b is opts.faulty else HEALTHY_GRACE_S
+                return await run_collector(
+                    settings, b, default_symbols(opts.symbols), sink=sink,
+                    stop_event=asyncio.Event(), channels=DEFAULT_CHANNELS, lock_redis=lock,
+                    trading_day=day, stop_at=datetime.fromtimestamp(stop_epoch + grace, UTC),
+                    on_started=started,
+                )  # fmt: skip
+
+            done = await asyncio.gather(*(collect(b) for b in BROKERS))
+            await sink.drain(30.0)
+    finally:
+        rss.sample()
+        for task in [*helpers, *sampler]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await lock.aclose()
+    return dict(zip(BROKERS, done, strict=True)), rss, resolved[0]
