@@ -49,6 +49,7 @@ def main() -> None:
 
 # Sub-commands register themselves on ``app`` when imported (one line each).
 from tickguard.cli import automations as _automations  # noqa: E402, F401
+from tickguard.cli import backfill as _backfill  # noqa: E402, F401
 from tickguard.cli import bench as _bench  # noqa: E402, F401
 from tickguard.cli import check as _check  # noqa: E402, F401
 from tickguard.cli import collect as _collect  # noqa: E402, F401
