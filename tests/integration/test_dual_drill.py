@@ -59,3 +59,13 @@ async def test_kis_flaps_kiwoom_covers_every_gap(redis_url: str) -> None:
 async def test_kiwoom_flaps_kis_covers_every_gap(redis_url: str) -> None:
     report = await _dual(redis_url, Broker.KIWOOM, symbols=4, minutes=1.0, speed=4.0)
     _assert_merged(report, "kiwoom", "kis")
+
+
+def test_a_bad_faulty_broker_is_a_usage_error() -> None:
+    from typer.testing import CliRunner
+
+    from tickguard.cli import app
+
+    result = CliRunner().invoke(app, ["drill", "--broker", "both", "--faulty", "nyse"])
+    assert result.exit_code == 2
+    assert "unknown broker 'nyse'" in result.output
