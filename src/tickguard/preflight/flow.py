@@ -40,11 +40,14 @@ async def _artifact(report: PreflightReport) -> None:
 
 
 @flow(name="preflight", persist_result=False, log_prints=False)
-async def preflight(symbols: list[str] | None = None) -> Any:
-    """Look for every failure of the incident before the open; post the verdict."""
+async def preflight(symbols: list[str] | None = None, force: bool = False) -> Any:
+    """Look for every failure of the incident before the open; post the verdict.
+
+    ``force`` runs it on a market holiday too (a manual rerun before a special session).
+    """
     logging.getLogger("tickguard").setLevel(logging.INFO)
     today = datetime.now(UTC).astimezone(KST).date()
-    if not TradingCalendar().is_trading_day(today):
+    if not force and not TradingCalendar().is_trading_day(today):
         return Completed(message=f"{today} is not a trading day")
     project_dir = Path(os.environ.get(PROJECT_ENV) or Path.cwd())
     report = await run_preflight(project_dir, symbols=symbols)
