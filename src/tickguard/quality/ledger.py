@@ -41,6 +41,13 @@ SELECT id, symbol, kind, start, cause FROM gaps
 WHERE broker = %s AND symbol = ANY(%s::text[]) AND status = 'open' AND "end" IS NULL
   AND start < %s
 """
+_EXPLAINED = """
+SELECT 1 FROM gaps
+WHERE broker = %s AND symbol = %s AND kind = 'trades' AND start <= %s
+  AND ("end" IS NULL OR "end" >= %s) AND cause NOT LIKE 'continuity:%%'
+LIMIT 1
+"""
+"""A known gap (a disconnect, a silence) that spans a continuity break explains it."""
 _END_GAP = """
 UPDATE gaps SET "end" = %s, status = %s,
     resolved_at = CASE WHEN %s = 'open' THEN resolved_at ELSE now() END,
@@ -112,10 +119,13 @@ def record_breaks(
     day_open: datetime,
     changes: LedgerChanges,
 ) -> None:
-    """A continuity break is a gap with both ends known, opened at once."""
+    """A continuity break is a gap with both ends known, opened at once — unless a known gap
+    of the symbol (the collector's disconnect or silence) spans it: that loss is told already."""
     for brk in breaks:
         start = brk.previous_ts or day_open
         start = min(start, brk.ts)
+        if conn.execute(_EXPLAINED, (broker, brk.symbol, brk.ts, start)).fetchone():
+            continue
         cause = (
             f"{CONTINUITY}: cum_volume {brk.previous_cum_volume}→{brk.cum_volume},"
             f" qty {brk.qty} ({brk.missing_volume} shares missing)"
