@@ -28,6 +28,8 @@ class Scenario:
     knobs); broker-specific base knobs live in :mod:`tickguard.drill.rigs`."""
     stream: Mapping[str, Any] = field(default_factory=dict)
     """Overrides of StreamSettings for the collector under test."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Knobs of a scenario with its own runner (``runner`` names it, e.g. ``incident``)."""
 
 
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
@@ -42,6 +44,13 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
             "malformed",
             "1 % of data frames preceded by a malformed frame; a record that grows a field",
             ("malformed:0.01", "grow:H0STASP0@5x20"),
+        ),
+        "incident-2026-01-19": Scenario(
+            "incident-2026-01-19",
+            "the outage: collector crash-looping at the open, flaps every 3–5 s, a 10-minute "
+            "collector outage, ticks lost inside live connections; then the post-close backfill",
+            ("flap:3-5", "malformed:0.01,corrupt"),
+            extra={"runner": "incident", "crash_loop_min": 2, "outage_at_min": 6, "outage_min": 10},
         ),
         "silent": Scenario(
             "silent",
