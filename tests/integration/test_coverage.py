@@ -171,3 +171,15 @@ def test_a_slower_other_feed_inside_the_skew_still_proves_the_window(
 def test_now_must_be_aware(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         resolve_covered_gaps(conn, DAY, now=datetime(2026, 1, 1))
+
+
+def test_a_gap_row_another_transaction_holds_is_skipped_not_waited_for(
+    writer: PostgresWriter, conn: psycopg.Connection[tuple[Any, ...]], db_url: str
+) -> None:
+    dual_tape(writer)
+    writer.write(Batch(gaps=[gap(9, 16)]))
+    with psycopg.connect(libpq_url(db_url)) as holder:  # e.g. persist upserting this gap
+        holder.execute("SELECT id FROM gaps FOR UPDATE")
+        conn.execute("SET lock_timeout = '2s'")  # waiting would fail the call, not hang it
+        assert resolve_covered_gaps(conn, DAY, now=NOW) == 0
+    assert resolve_covered_gaps(conn, DAY, now=NOW) == 1

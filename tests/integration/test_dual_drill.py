@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tickguard.drill.dual import DualOptions, run_dual_drill
+from tickguard.drill.dual import run_dual_drill
+from tickguard.drill.runner import DrillOptions
 from tickguard.drill.scenarios import scenario
 from tickguard.models import Broker
 from tickguard.settings import Settings
@@ -23,7 +24,7 @@ ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 async def _dual(redis_url: str, faulty: Broker, **kw: Any) -> dict[str, Any]:
-    opts = DualOptions(scenario("flap"), faulty, **kw)
+    opts = DrillOptions(scenario("flap"), faulty, **kw)  # faults on ``faulty`` only
     return await run_dual_drill(Settings(), opts, admin_url=ADMIN_URL, redis_url=redis_url)
 
 

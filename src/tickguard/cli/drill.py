@@ -20,7 +20,9 @@ from tickguard.cli.collect import parse_broker
 
 @app.command("drill")
 def drill(
-    scenario: Annotated[str, typer.Option(help="calm | flap | silent | malformed")] = "calm",
+    scenario: Annotated[
+        str, typer.Option(help="calm | flap | silent | malformed | incident-2026-01-19")
+    ] = "calm",
     broker: Annotated[
         str, typer.Option(help="Broker to drill (kis, kiwoom, or both: the dual feed).")
     ] = "kis",
@@ -49,7 +51,7 @@ def drill(
         )
     dual_feed = broker.lower() == "both"
     chosen = parse_broker(faulty if dual_feed else broker)
-    from tickguard.drill.dual import DualOptions, run_dual_drill
+    from tickguard.drill.dual import run_dual_drill
     from tickguard.drill.runner import DrillOptions, run_drill
     from tickguard.errors import TickguardError
     from tickguard.settings import get_settings
@@ -59,10 +61,12 @@ def drill(
     try:
         settings = get_settings()
         admin, redis_url = resolve_database_url(settings), resolve_redis_url(settings)
-        if dual_feed:
-            dual = DualOptions(SCENARIOS[scenario], chosen, symbols, minutes, speed, seed,
-                               slot_hold_s)  # fmt: skip
-            run = run_dual_drill(settings, dual, admin_url=admin, redis_url=redis_url)
+        if dual_feed:  # faults on ``chosen`` only
+            run = run_dual_drill(settings, opts, admin_url=admin, redis_url=redis_url)
+        elif SCENARIOS[scenario].extra.get("runner") == "incident":
+            from tickguard.backfill.drill import run_incident_drill
+
+            run = run_incident_drill(settings, opts, admin_url=admin, redis_url=redis_url)
         else:
             run = run_drill(settings, opts, admin_url=admin, redis_url=redis_url)
         report = asyncio.run(run)

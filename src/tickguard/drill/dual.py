@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as dtime
 from pathlib import Path
@@ -32,7 +33,6 @@ from tickguard.drill.compare import judge
 from tickguard.drill.dual_judge import judge_dual
 from tickguard.drill.rigs import RIGS, broker_settings, sim_config
 from tickguard.drill.runner import DrillOptions, RssSampler, _report, _settings, _wait_persisted
-from tickguard.drill.scenarios import Scenario
 from tickguard.drill.scratch import scratch
 from tickguard.models import KST, Broker
 from tickguard.settings import Settings
@@ -46,25 +46,11 @@ from tickguard.store.coverage import resolve_covered_gaps
 from tickguard.store.migrate import libpq_url
 from tickguard.stream.supervisor import Supervisor
 
+log = logging.getLogger(__name__)
+
 HEALTHY_GRACE_S = 3.0
 RESOLVE_EVERY_S = 1.0
 BROKERS = (Broker.KIS, Broker.KIWOOM)
-
-
-@dataclass(frozen=True, slots=True)
-class DualOptions:
-    scenario: Scenario
-    faulty: Broker = Broker.KIS
-    symbols: int = 20
-    minutes: float = 10.0
-    speed: float = 1.0
-    seed: int = 0
-    slot_hold_s: float | None = None
-
-    def single(self, broker: Broker) -> DrillOptions:
-        """This drill seen from one broker (for the per-broker report)."""
-        return DrillOptions(self.scenario, broker, self.symbols, self.minutes, self.speed,
-                            self.seed, self.slot_hold_s)  # fmt: skip
 
 
 def resolve_now(database_url: str, day: date) -> int:
@@ -74,9 +60,10 @@ def resolve_now(database_url: str, day: date) -> int:
 
 
 async def run_dual_drill(
-    base: Settings, opts: DualOptions, *, admin_url: str, redis_url: str
+    base: Settings, opts: DrillOptions, *, admin_url: str, redis_url: str
 ) -> dict[str, Any]:
-    """Run the dual drill; its report has ``kis``/``kiwoom`` sub-reports and combined keys."""
+    """Run the dual drill with the scenario's faults on ``opts.broker`` only; its report has
+    ``kis``/``kiwoom`` sub-reports and the combined keys of :mod:`~tickguard.drill.dual_judge`."""
     started, day = time.monotonic(), datetime.now(KST).date()
     with (
         scratch(admin_url, redis_url) as res,
@@ -89,7 +76,7 @@ async def run_dual_drill(
             for b in BROKERS:
                 config = sim_config(
                     RIGS[b], day=day, symbols=opts.symbols, seed=opts.seed, speed=opts.speed,
-                    faults=opts.scenario.faults if b is opts.faulty else (),
+                    faults=opts.scenario.faults if b is opts.broker else (),
                     truth_dir=truth_dirs[b], overrides={**opts.scenario.sim, "clock": clock},
                     slot_hold_s=opts.slot_hold_s,
                 )  # fmt: skip
@@ -116,19 +103,20 @@ async def run_dual_drill(
         truths = {b.value: TruthReader(d) for b, d in truth_dirs.items()}
         per_broker = {}
         for b in BROKERS:
-            stopped = stop_at + (0.0 if b is opts.faulty else HEALTHY_GRACE_S)
+            stopped = stop_at + (0.0 if b is opts.broker else HEALTHY_GRACE_S)
             judged = await asyncio.to_thread(
                 judge, truths[b.value], res.database_url, b.value, subs, stopped, any_broker=True
             )
+            one = dataclasses.replace(opts, broker=b)
             elapsed = time.monotonic() - started
-            per_broker[b.value] = _report(opts.single(b), judged, reports[b], counters[b], rss,
-                                          persist, caught_up, elapsed)  # fmt: skip
+            per_broker[b.value] = _report(one, judged, reports[b], counters[b], rss, persist,
+                                          caught_up, elapsed)  # fmt: skip
         combined = await asyncio.to_thread(
-            judge_dual, truths, res.database_url, opts.faulty.value, day
+            judge_dual, truths, res.database_url, opts.broker.value, day
         )
     conflicts = sum(int(c.get("session_conflicts", 0)) for c in counters.values())
     return {
-        "scenario": opts.scenario.name, "broker": "both", "faulty": opts.faulty.value,
+        "scenario": opts.scenario.name, "broker": "both", "faulty": opts.broker.value,
         "symbols": opts.symbols, "minutes": opts.minutes, "speed": opts.speed, **combined,
         "session_conflicts": conflicts, "gaps_resolved_live": live, "gaps_resolved_final": final,
         "persist_caught_up": caught_up, "peak_rss_mb": round(rss.peak, 1),
@@ -137,12 +125,13 @@ async def run_dual_drill(
 
 
 def _dual_settings(
-    base: Settings, sims: dict[Broker, Any], res: Any, redis_url: str, opts: DualOptions,
+    base: Settings, sims: dict[Broker, Any], res: Any, redis_url: str, opts: DrillOptions,
     data: Path,
 ) -> Settings:  # fmt: skip
     """The drill settings of one broker, with every other broker pointed at its simulator."""
     first, *others = BROKERS
-    settings = _settings(base, RIGS[first], sims[first], res, redis_url, opts.single(first), data)
+    one = dataclasses.replace(opts, broker=first)
+    settings = _settings(base, RIGS[first], sims[first], res, redis_url, one, data)
     for b in others:
         update = broker_settings(RIGS[b], settings, sims[b], opts.symbols, len(DEFAULT_CHANNELS))
         settings = settings.model_copy(update=update)
@@ -150,7 +139,7 @@ def _dual_settings(
 
 
 async def _collect_both(
-    settings: Settings, opts: DualOptions, stop_epoch: float, database_url: str
+    settings: Settings, opts: DrillOptions, stop_epoch: float, database_url: str
 ) -> tuple[dict[Broker, CollectorReport], RssSampler, int]:
     """Both collectors into one sink, the coverage resolver beside them; gaps it resolved."""
     rss = RssSampler()
@@ -164,7 +153,10 @@ async def _collect_both(
     async def resolver() -> None:
         while True:
             await asyncio.sleep(RESOLVE_EVERY_S)
-            resolved[0] += await asyncio.to_thread(resolve_now, database_url, day)
+            try:
+                resolved[0] += await asyncio.to_thread(resolve_now, database_url, day)
+            except psycopg.Error as exc:  # the next round retries; the drill goes on
+                log.warning("coverage pass failed: %s", type(exc).__name__)
 
     def started(sups: list[Supervisor]) -> None:
         supervisors.extend(sups)  # the sampler reads this list as it grows
@@ -176,7 +168,7 @@ async def _collect_both(
         async with RedisStreamSink.from_settings(settings, url, name="drill") as sink:
 
             async def collect(b: Broker) -> CollectorReport:
-                grace = 0.0 if b is opts.faulty else HEALTHY_GRACE_S
+                grace = 0.0 if b is opts.broker else HEALTHY_GRACE_S
                 return await run_collector(
                     settings, b, default_symbols(opts.symbols), sink=sink,
                     stop_event=asyncio.Event(), channels=DEFAULT_CHANNELS, lock_redis=lock,

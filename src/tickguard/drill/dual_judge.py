@@ -10,9 +10,12 @@ Keys of the combined report (per-broker keys come from :func:`tickguard.drill.co
 * ``trades_lost_after_receipt`` — keys some feed sent that are not stored. Must be 0.
 * ``trades_stored_by`` — stored keys per broker (the first feed to deliver a key writes it).
 * ``gaps_*`` — the faulted feed's trades gaps by outcome: ``filled`` by the other feed,
-  ``no_trades`` (nothing happened in the window), ``left_open`` (a closed window not proven
-  covered: must be 0), ``window_open`` (the collector stopped while disconnected) and its
-  book gaps (books have no continuity to prove; the backfill marks them).
+  ``no_trades`` (nothing happened in the window), ``left_open`` (a closed window with a
+  trade stored after it, yet not proven covered: a real hole — must be 0),
+  ``awaiting_trade`` (no trade of the symbol stored after the window yet: continuity cannot
+  be proven; an illiquid symbol near the end of a run — the backfill decides these),
+  ``window_open`` (the collector stopped while disconnected) and its book gaps (books have
+  no continuity to prove; the backfill marks them).
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from typing import Any
 import psycopg
 
 from tickguard.sim.truth import TruthReader
+from tickguard.store.coverage import DEFAULT_SKEW
 from tickguard.store.migrate import libpq_url
 
 _GAPS = """
-SELECT kind, status, "end" IS NULL, detail -> 'coverage' -> 'covered_by'
-FROM gaps WHERE broker = %s
+SELECT g.kind, g.status, g."end" IS NULL, g.detail -> 'coverage' -> 'covered_by',
+    EXISTS (SELECT 1 FROM trades t WHERE t.symbol = g.symbol AND t.trading_day = %s
+            AND t.received_at >= g."end" + %s) AS anchored
+FROM gaps g WHERE g.broker = %s
 """
 
 
@@ -69,22 +75,25 @@ def _missing(
     )  # fmt: skip
 
 
-def gap_outcomes(conn: psycopg.Connection[Any], broker: str) -> dict[str, Any]:
+def gap_outcomes(conn: psycopg.Connection[Any], broker: str, day: date) -> dict[str, Any]:
     """The faulted feed's gaps by outcome (see the module docstring)."""
     out: dict[str, Any] = defaultdict(int)
     covered_by: set[str] = set()
-    for kind, status, open_ended, feeds in conn.execute(_GAPS, (broker,)):
+    for kind, status, open_ended, feeds, anchored in conn.execute(
+        _GAPS, (day, DEFAULT_SKEW, broker)
+    ):
         if kind != "trades":
             out["book_gaps"] += 1
         elif open_ended:
             out["gaps_window_open"] += 1
         elif status == "open":
-            out["gaps_left_open"] += 1
+            out["gaps_left_open" if anchored else "gaps_awaiting_trade"] += 1
         else:
             out[f"gaps_{status}"] += 1
             covered_by.update(feeds or [])
-    closed = out["gaps_filled"] + out["gaps_no_trades"] + out["gaps_left_open"]
-    keys = ("gaps_filled", "gaps_no_trades", "gaps_left_open", "gaps_window_open", "book_gaps")
+    resolved_or_not = ("gaps_filled", "gaps_no_trades", "gaps_left_open", "gaps_awaiting_trade")
+    closed = sum(out[k] for k in resolved_or_not)
+    keys = (*resolved_or_not, "gaps_window_open", "book_gaps")
     return {"trades_gaps_closed": closed, **{k: out[k] for k in keys},
             "gaps_covered_by": sorted(covered_by)}  # fmt: skip
 
@@ -101,7 +110,7 @@ def judge_dual(
         dup_row = conn.execute(
             "SELECT count(*) - count(DISTINCT (symbol, trading_day, cum_volume)) FROM trades"
         ).fetchone()
-        gaps = gap_outcomes(conn, faulty)
+        gaps = gap_outcomes(conn, faulty, day)
     by_broker: dict[str, int] = defaultdict(int)
     for broker in stored.values():
         by_broker[broker] += 1

@@ -23,10 +23,13 @@ the post-close backfill — each may call it at any time, as often as it likes):
   feeds (``covered_by``), the anchors (``cum_from``, ``cum_to``) and ``skew_s``. A proven
   gap with no such row had no trade to miss: it becomes ``no_trades`` with the same detail.
   ``resolved_at`` is ``now``.
-* **Idempotent, transactional.** One ``UPDATE … WHERE status = 'open'`` statement in the
-  caller's transaction (this function does not commit); running it again resolves nothing
-  twice, and the collector's own later upserts of a gap never reopen it (the store's gap
-  upsert keeps a resolved status). Returns how many gaps it resolved.
+* **Idempotent, transactional, never in persist's way.** One ``UPDATE … WHERE status =
+  'open'`` statement in the caller's transaction (this function does not commit); running it
+  again resolves nothing twice, and the collector's own later upserts of a gap never reopen
+  it (the store's gap upsert keeps a resolved status). Gap rows another transaction holds (a
+  persist commit upserting them) are skipped, not waited for (``FOR UPDATE SKIP LOCKED``):
+  the resolver cannot deadlock with persist, and the next call takes them. Returns how many
+  gaps it resolved.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ WITH candidates AS (
     WHERE g.status = 'open' AND g.kind = 'trades' AND g."end" IS NOT NULL
       AND g.start >= %(day_start)s AND g.start < %(day_end)s
       AND (%(broker)s::text IS NULL OR g.broker = %(broker)s::text)
+    FOR UPDATE SKIP LOCKED
 ),
 anchored AS (
     SELECT c.*,
