@@ -80,7 +80,7 @@ class KiwoomSimulator(SimServer[KiwoomSimConfig]):
                          slot_hold_s=0.0)  # fmt: skip
         self.authority = KiwoomAuthority(config.apps, config.rest.token_ttl_s)
         self.limiter = RateLimiter(config.rest.max_requests, config.rest.window_s)
-        self.charts = ChartService(self.history, config.rest)
+        self.charts = ChartService(self.trades_so_far, config.rest)
         self._state: dict[int, _Login] = {}
 
     def rest_app(self) -> Starlette:

@@ -233,7 +233,7 @@ class SimServer(abc.ABC, Generic[C]):
         """Make everything so far readable by a :class:`~tickguard.sim.truth.TruthReader`."""
         self.truth.flush()
 
-    def history(self, symbol: str) -> list[GenTrade] | None:
+    def trades_so_far(self, symbol: str) -> list[GenTrade] | None:
         """A symbol's trades up to now (regenerated from its own seed, like a broker's DB);
         None for a code the market does not know. REST history routes serve from this."""
         if symbol not in self.market.symbols:
