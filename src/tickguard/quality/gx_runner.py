@@ -80,6 +80,7 @@ def window_query(table: str, window: CheckWindow, broker: str, symbols: Sequence
 def import_gx() -> tuple[Any, float]:
     """The GX module and the seconds its import took (0 when already imported)."""
     started = time.perf_counter()
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # INFO: import chatter
     import great_expectations as gx
 
     return gx, time.perf_counter() - started
