@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tickguard.brokers.registry import REGISTRY
 from tickguard.calendar import TradingCalendar
 from tickguard.errors import SettingsError
 from tickguard.models import KST
@@ -17,7 +18,7 @@ def check_settings() -> tuple[CheckResult, Settings | None]:
         settings = load_settings()
     except SettingsError as exc:
         return failed("settings", str(exc), "fix the named TICKGUARD_* variable"), None
-    brokers = [b for b in ("kis", "kiwoom") if getattr(settings, b).apps]
+    brokers = [b.value for b, traits in REGISTRY.items() if traits.credentials(settings)]
     if not brokers:
         return (
             failed("settings", "no broker app keys", "set TICKGUARD_KIS__APPS / KIWOOM__APPS"),
