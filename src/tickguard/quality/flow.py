@@ -22,8 +22,9 @@ from tickguard.calendar import TradingCalendar
 from tickguard.models import Broker
 from tickguard.orchestration import gate, runtime
 from tickguard.quality.completeness import CompletenessResult, run_completeness
+from tickguard.quality.follow import follow_session
 from tickguard.quality.window import CheckWindow
-from tickguard.settings import load_settings
+from tickguard.settings import Settings, load_settings
 from tickguard.stack import resolve_database_url
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,36 @@ async def _artifact(result: CompletenessResult) -> None:
     )
 
 
+async def _follow(
+    settings: Settings,
+    db_url: str,
+    first: CheckWindow,
+    brokers: list[str],
+    symbols: list[str],
+    calendar: TradingCalendar,
+    run_url: str,
+) -> Any:
+    if calendar.session(first.trading_day) is None:
+        reason = f"market closed: {first.trading_day.isoformat()} is not an XKRX trading day"
+        log.info("completeness: %s", reason)
+        return Completed(message=reason)
+    summary = await follow_session(
+        settings, db_url, first, brokers, symbols, calendar=calendar, run_url=run_url
+    )
+    if runtime.current_run() is not None:
+        from prefect.artifacts import acreate_table_artifact
+
+        rows = [{k: str(v) for k, v in gap.items()} for gap in summary.opened]
+        await acreate_table_artifact(
+            table=rows or [{"minutes_checked": summary.minutes, "gaps_opened": 0}],
+            key="completeness-session",
+            description=f"completeness: {summary.minutes} minute(s) checked,"
+            f" {summary.gaps_opened} gap(s) opened, {summary.slack_messages} Slack message(s)",
+        )
+    return {"minutes": summary.minutes, "gaps_opened": summary.gaps_opened,
+            "slack_messages": summary.slack_messages}  # fmt: skip
+
+
 @flow(name="completeness", persist_result=False, log_prints=False)
 async def completeness(
     trading_day: str | None = None,
@@ -88,8 +119,12 @@ async def completeness(
     symbols: list[str] | None = None,
     broker: str | None = None,
     run_suites: bool = True,
+    follow: bool = False,
 ) -> Any:
-    """Check the last closed minute (or the given window), update gaps, tell Slack."""
+    """Check the last closed minute (or the given window), update gaps, tell Slack.
+
+    ``follow`` (the daily schedule): keep checking each following minute as it closes,
+    until the session's close, in this one process (see ``tickguard.quality.follow``)."""
     settings = load_settings()
     runtime.package_logging(settings.log_level)
     calendar = TradingCalendar()
@@ -101,6 +136,8 @@ async def completeness(
     db_url = await asyncio.to_thread(resolve_database_url, settings)
     run = runtime.current_run()
     run_url = _run_url(settings.quality.prefect_ui_url, run)
+    if follow:
+        return await _follow(settings, db_url, window, brokers, symbols or [], calendar, run_url)
     result = await asyncio.to_thread(
         run_completeness,
         settings,

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -86,13 +88,21 @@ def import_gx() -> tuple[Any, float]:
     return gx, time.perf_counter() - started
 
 
+def _remove_temp_site(config: Any) -> None:
+    """An ephemeral context makes a temp dir for its default docs site on every call."""
+    base = str((config or {}).get("store_backend", {}).get("base_directory", ""))
+    if base and Path(base).parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def _context(gx: Any, docs_dir: Path | None) -> Any:
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    for site in list(ctx.get_config().data_docs_sites or {}):
+    for site, config in dict(ctx.get_config().data_docs_sites or {}).items():
         ctx.delete_data_docs_site(site)
+        _remove_temp_site(config)
     if docs_dir is not None:
         docs_dir.mkdir(parents=True, exist_ok=True)
         ctx.add_data_docs_site(

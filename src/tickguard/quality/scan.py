@@ -122,8 +122,8 @@ def scan(
             last: EmptyRun | None = None
             seen: set[datetime] = set()
             for end in window.minutes():
-                upto = [m for m in minutes if m <= end]
-                if not upto or upto[-1] != end:
+                upto = [m for m in minutes if m <= end]  # ineligible end: judge the last
+                if not upto:  # eligible minute (a gap before the closing auction still counts)
                     continue
                 last = trailing_run(
                     symbol,
