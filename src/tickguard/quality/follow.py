@@ -1,6 +1,6 @@
 """Follow a session: one long-lived completeness run that checks every minute as it closes.
 
-Why (``docs/adr/0004-completeness-per-minute-shape.md``): a fresh process per minute pays
+Why (``docs/adr/0007-completeness-per-minute-shape.md``): a fresh process per minute pays
 the imports every minute — Prefect ~1.6 s, exchange-calendars/pandas ~3 s, Great
 Expectations ~3.6 s — about 9 CPU-seconds a minute, a sixth of a core all session long on
 a 2-core host shared with the collectors. Kept alive, a minute's check costs ~0.2 s (SQL +

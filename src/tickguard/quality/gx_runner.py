@@ -1,6 +1,6 @@
 """Run the GX suites on one check window, in PostgreSQL, in an ephemeral GX context.
 
-Why this shape (measured notes, ``docs/adr/0004-completeness-per-minute-shape.md``):
+Why this shape (measured notes, ``docs/adr/0007-completeness-per-minute-shape.md``):
 
 - one QueryAsset per (suite, window): SQL table assets have no minute batches, and row
   conditions on timestamps break with psycopg 3. The window query is a fixed string with
