@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -38,6 +39,7 @@ def preflight_cmd(
     notify: Annotated[bool, typer.Option(help="Also post the verdict to Slack.")] = False,
 ) -> None:
     """Check entrypoints, dependencies, settings, calendar, brokers, stores, host and Slack."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # plugin chatter at import
     folder = _project_dir(project_dir)
     codes = parse_symbols(symbols) if symbols else None
     from tickguard.preflight import post_verdict, run_preflight

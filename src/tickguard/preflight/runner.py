@@ -31,6 +31,9 @@ from tickguard.sinks.redis_stream import redis_client
 log = logging.getLogger(__name__)
 
 Job = tuple[str, Awaitable[CheckResult | list[CheckResult]]]
+CPU_BOUND = frozenset({"entrypoints", "calendar"})
+"""Checks that compute rather than wait (a child importing Prefect; building the XKRX
+calendar, ~3.6 s of CPU): on a loaded host they get ``import_timeout_s``, not ``timeout_s``."""
 
 
 async def _bounded(name: str, job: Awaitable[Any], timeout_s: float) -> list[CheckResult]:
@@ -79,7 +82,7 @@ async def run_preflight(
     if settings is not None:
         jobs += _settings_jobs(settings, project_dir, symbols, now or datetime.now(UTC), calendar)
     results = await asyncio.gather(
-        *(_bounded(n, j, imports if n == "entrypoints" else timeout) for n, j in jobs)
+        *(_bounded(n, j, imports if n in CPU_BOUND else timeout) for n, j in jobs)
     )
     checks = first + [c for group in results for c in group]
     report = PreflightReport(checks, time.monotonic() - started)
