@@ -21,7 +21,7 @@ from tickguard.cli.collect import parse_broker
 @app.command("drill")
 def drill(
     scenario: Annotated[
-        str, typer.Option(help="calm | flap | silent | malformed | incident-2026-01-19")
+        str, typer.Option(help="calm | flap | silent | malformed | incident-2026-01-19 | gaps")
     ] = "calm",
     broker: Annotated[
         str, typer.Option(help="Broker to drill (kis, kiwoom, or both: the dual feed).")
@@ -67,6 +67,10 @@ def drill(
             from tickguard.backfill.drill import run_incident_drill
 
             run = run_incident_drill(settings, opts, admin_url=admin, redis_url=redis_url)
+        elif SCENARIOS[scenario].extra.get("runner") == "gaps":
+            from tickguard.quality.gaps_drill import run_gaps_drill
+
+            run = run_gaps_drill(settings, opts, admin_url=admin, redis_url=redis_url)
         else:
             run = run_drill(settings, opts, admin_url=admin, redis_url=redis_url)
         report = asyncio.run(run)

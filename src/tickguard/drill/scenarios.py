@@ -52,6 +52,13 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
             ("flap:3-5", "malformed:0.01,corrupt"),
             extra={"runner": "incident", "crash_loop_min": 2, "outage_at_min": 6, "outage_min": 10},
         ),
+        "gaps": Scenario(
+            "gaps",
+            "completeness on a scripted session: a drop, a silent socket and ticks lost in a "
+            "live connection must alarm (within 2 min, one Slack message + its resolution); "
+            "a halted symbol, a quiet symbol and a holiday must not",
+            extra={"runner": "gaps"},
+        ),
         "silent": Scenario(
             "silent",
             "data stops for 12 s with the socket open (PINGPONG continues), every 40 s",
