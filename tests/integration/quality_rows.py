@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 import psycopg
 
 from tickguard.models import KST, Batch, BookSnapshot, Broker, Side, Trade
+from tickguard.quality.halts import end_halt, report_halt
 from tickguard.store.migrate import libpq_url
 from tickguard.store.writer import PostgresWriter
 
@@ -72,11 +73,12 @@ def store(db_url: str, *, trades: Iterable[Trade] = (), books: Iterable[BookSnap
 def halt(
     db_url: str, symbol: str, start: datetime, end: datetime | None, reason: str = "halt"
 ) -> None:
+    """Report a halt through the feed-side seam (open, then ended when ``end`` is given)."""
     with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
-        conn.execute(
-            'INSERT INTO halts (broker, symbol, start, "end", reason) VALUES (%s, %s, %s, %s, %s)',
-            ("kis", symbol, start, end, reason),
-        )
+        report_halt(conn, "kis", symbol, start, None, reason)
+        report_halt(conn, "kis", symbol, start, None, reason)  # a repeated report: no change
+        if end is not None:
+            assert end_halt(conn, "kis", symbol, end) == 1
 
 
 def gaps(db_url: str) -> list[dict[str, object]]:
