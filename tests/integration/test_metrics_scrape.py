@@ -81,6 +81,7 @@ async def test_counters_move_while_a_flap_drill_runs(redis_url: str) -> None:
             lambda s: (
                 total(s, "persist_rows_inserted_total")
                 > total(stored, "persist_rows_inserted_total")
+                and total(s, "tickguard_gaps") > 0  # the flap's gaps reached the ledger
             ),
             60,
         )

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deployments"
 PROM = DEPLOY / "prometheus"
 RECORDED = {"tickguard:kst_session"}
-OURS = re.compile(r"\b((?:collector|persist|process)_[a-z_]+|up)\b(?!\s*\()")
+OURS = re.compile(r"\b((?:collector|persist|process|tickguard)_[a-z_]+|up)\b(?!\s*\()")
 
 
 def promtool() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tickguard.metrics.collector import CollectorSource, CountingSink, collector_port
 from tickguard.metrics.exporter import serving
+from tickguard.metrics.ledger import LedgerSource
 from tickguard.metrics.persist import PersistSource
 
 EXPORTED: frozenset[str] = frozenset(
@@ -40,6 +41,7 @@ EXPORTED: frozenset[str] = frozenset(
         "persist_lag_entries",
         "persist_pending_entries",
         "persist_last_commit_timestamp_seconds",
+        "tickguard_gaps",
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
         "process_open_fds",
@@ -55,6 +57,7 @@ __all__ = [
     "EXPORTED",
     "CollectorSource",
     "CountingSink",
+    "LedgerSource",
     "PersistSource",
     "collector_port",
     "serving",

@@ -94,14 +94,16 @@ def endpoint(host: str, port: int) -> Endpoint | None:
 
 
 @contextlib.contextmanager
-def serving(host: str, port: int, source: Source, *, enabled: bool = True) -> Iterator[int | None]:
-    """Expose ``source`` on ``host:port`` while inside; yields the bound port (None: off)."""
+def serving(host: str, port: int, *sources: Source, enabled: bool = True) -> Iterator[int | None]:
+    """Expose ``sources`` on ``host:port`` while inside; yields the bound port (None: off)."""
     ep = endpoint(host, port) if enabled else None
     if ep is None:
         yield None
         return
-    ep.sources.add(source)
+    for source in sources:
+        ep.sources.add(source)
     try:
         yield ep.port
     finally:
-        ep.sources.remove(source)
+        for source in sources:
+            ep.sources.remove(source)

@@ -39,7 +39,8 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from tickguard.errors import DecodeError
-from tickguard.metrics.exporter import serving
+from tickguard.metrics.exporter import Source, serving
+from tickguard.metrics.ledger import LedgerSource
 from tickguard.metrics.persist import PersistSource
 from tickguard.models import Batch
 from tickguard.settings import MetricsSettings, Settings
@@ -92,6 +93,7 @@ class Persist:
         writers: int = 1,
         kill_after_commit: int | None = None,
         metrics: MetricsSettings | None = None,
+        ledger_url: str | None = None,
     ) -> None:
         self.client = client
         self.stream, self.group, self.consumer = stream, group, consumer
@@ -101,6 +103,8 @@ class Persist:
         self.writers = writers
         self.metrics = metrics or MetricsSettings(enabled=False)
         """Where :meth:`run` serves its metrics (off unless given, as from_settings does)."""
+        self.ledger_url = ledger_url
+        """The database whose gap ledger the metrics endpoint reports (None: not reported)."""
         self.counters = PersistCounters()
         self.stop_event = threading.Event()
         self.committer = Committer(
@@ -134,6 +138,7 @@ class Persist:
             writers=sink.persist_writers,
             kill_after_commit=parse_fault(os.environ.get(FAULT_ENV)),
             metrics=settings.metrics,
+            ledger_url=database_url,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -153,11 +158,13 @@ class Persist:
             self.stream,
             self.writers,
         )
+        sources: list[Source] = [
+            PersistSource(self.counters, group=self.group, consumer=self.consumer)
+        ]
+        if self.ledger_url is not None:
+            sources.append(LedgerSource(self.ledger_url))
         with serving(
-            self.metrics.host,
-            self.metrics.persist_port,
-            PersistSource(self.counters, group=self.group, consumer=self.consumer),
-            enabled=self.metrics.enabled,
+            self.metrics.host, self.metrics.persist_port, *sources, enabled=self.metrics.enabled
         ):
             self._run()
         self.close()
