@@ -62,3 +62,24 @@ def test_declared_requirements_and_symbols_come_from_the_project(tmp_path: Path)
     assert code.deployed_symbols(tmp_path) == ["1", "2", "3"]
     assert code.entrypoints(tmp_path) == ["a.py:f", "b.py:g"]
     assert code.check_dependencies(tmp_path)[0].status is Status.PASS
+
+
+def test_a_container_memory_limit_below_the_need_is_a_no_go(tmp_path: Path) -> None:
+    from tickguard.preflight.host import check_memory
+
+    limit = tmp_path / "memory.max"
+    limit.write_text(f"{512 * 2**20}\n")
+    result = check_memory(Settings(), limit)
+    assert result.status is Status.FAIL
+    assert "0.5 GiB container limit" in result.value and "OOM" in result.hint
+    limit.write_text("max\n")
+    assert "container limit" not in check_memory(Settings(), limit).value
+
+
+async def test_an_entrypoint_that_kills_its_interpreter_fails_one_check(tmp_path: Path) -> None:
+    from tickguard.preflight.runner import _bounded
+
+    (tmp_path / "boom.py").write_text("import os\nos._exit(3)\n")
+    (tmp_path / "prefect.yaml").write_text("deployments:\n  - entrypoint: boom.py:f\n")
+    (result,) = await _bounded("entrypoints", code.check_entrypoints(tmp_path, 60), 60)
+    assert result.status is Status.FAIL and "probe exited 3" in result.value

@@ -51,11 +51,28 @@ def check_disk(settings: Settings, subscriptions: int) -> CheckResult:
     return passed("disk", value)
 
 
-def check_memory(settings: Settings) -> CheckResult:
-    """Available memory against what the collectors and persist are allowed to use."""
+CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
+
+
+def cgroup_limit(path: Path = CGROUP_MEMORY_MAX) -> int | None:
+    """This container's memory limit (cgroup v2), None when unlimited or not in a cgroup."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def check_memory(settings: Settings, limit_path: Path = CGROUP_MEMORY_MAX) -> CheckResult:
+    """Available memory (host, and this container's cgroup limit) against what the
+    collectors and persist are allowed to use."""
     need = settings.preflight.memory_required_bytes
     available = psutil.virtual_memory().available
-    value = f"{_gib(available)} available; processes need {_gib(need)}"
+    limit = cgroup_limit(limit_path)
+    if limit is not None and limit < available:
+        available = limit
+    where = "container limit" if limit is not None and limit == available else "available"
+    value = f"{_gib(available)} {where}; processes need {_gib(need)}"
     if available < need:
         return failed(
             "memory",

@@ -104,7 +104,7 @@ def _settings_jobs(
         ("postgres", _postgres(settings)),
         ("redis", _redis(settings)),
         ("disk", _thread(host.check_disk, settings, subscriptions)),
-        ("memory", _thread(host.check_memory, settings)),
+        ("memory", _thread(host.check_memory, settings, host.CGROUP_MEMORY_MAX)),
         ("cpu", _thread(host.check_cpu, settings)),
         ("slack", _thread(check_slack, settings.slack)),
         ("brokers", _brokers(settings, chosen, now)),
