@@ -152,3 +152,10 @@ def test_the_build_time_entrypoint_check_passes_here_and_fails_a_broken_project(
     (tmp_path / "prefect.yaml").write_text("deployments:\n  - entrypoint: flow.py:run\n")
     bad = subprocess.run([*cmd, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "httpx_missing_from_the_image" in bad.stdout
+
+
+def test_every_exported_metric_is_explained_in_the_runbook() -> None:
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    for name in EXPORTED:
+        if name.startswith(("collector_", "persist_", "tickguard_")):
+            assert name in runbook, name
