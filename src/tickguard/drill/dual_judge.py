@@ -10,10 +10,12 @@ Keys of the combined report (per-broker keys come from :func:`tickguard.drill.co
 * ``trades_lost_after_receipt`` — keys some feed sent that are not stored. Must be 0.
 * ``trades_stored_by`` — stored keys per broker (the first feed to deliver a key writes it).
 * ``gaps_*`` — the faulted feed's trades gaps by outcome: ``filled`` by the other feed,
-  ``no_trades`` (nothing happened in the window), ``left_open`` (a closed window with a
-  trade stored after it, yet not proven covered: a real hole — must be 0),
-  ``awaiting_trade`` (no trade of the symbol stored after the window yet: continuity cannot
-  be proven; an illiquid symbol near the end of a run — the backfill decides these),
+  ``no_trades`` (nothing happened in the window), ``left_open`` (a closed window with
+  trades stored on both sides, yet not proven covered: a real hole — must be 0),
+  ``unanchored`` (no trade of the symbol stored before the window, or none after it yet:
+  nothing to chain from — an illiquid symbol whose opening trades came before the
+  collectors subscribed, or whose next trade comes after the run; the backfill decides
+  these),
   ``window_open`` (the collector stopped while disconnected) and its book gaps (books have
   no continuity to prove; the backfill marks them).
 """
@@ -33,9 +35,11 @@ from tickguard.store.migrate import libpq_url
 
 _GAPS = """
 SELECT g.kind, g.status, g."end" IS NULL, g.detail -> 'coverage' -> 'covered_by',
-    EXISTS (SELECT 1 FROM trades t WHERE t.symbol = g.symbol AND t.trading_day = %s
-            AND t.received_at >= g."end" + %s) AS anchored
-FROM gaps g WHERE g.broker = %s
+    EXISTS (SELECT 1 FROM trades t WHERE t.symbol = g.symbol AND t.trading_day = %(day)s
+            AND t.received_at <= g.start - %(skew)s)
+    AND EXISTS (SELECT 1 FROM trades t WHERE t.symbol = g.symbol AND t.trading_day = %(day)s
+                AND t.received_at >= g."end" + %(skew)s) AS anchored
+FROM gaps g WHERE g.broker = %(broker)s
 """
 
 
@@ -80,18 +84,18 @@ def gap_outcomes(conn: psycopg.Connection[Any], broker: str, day: date) -> dict[
     out: dict[str, Any] = defaultdict(int)
     covered_by: set[str] = set()
     for kind, status, open_ended, feeds, anchored in conn.execute(
-        _GAPS, (day, DEFAULT_SKEW, broker)
+        _GAPS, {"day": day, "skew": DEFAULT_SKEW, "broker": broker}
     ):
         if kind != "trades":
             out["book_gaps"] += 1
         elif open_ended:
             out["gaps_window_open"] += 1
         elif status == "open":
-            out["gaps_left_open" if anchored else "gaps_awaiting_trade"] += 1
+            out["gaps_left_open" if anchored else "gaps_unanchored"] += 1
         else:
             out[f"gaps_{status}"] += 1
             covered_by.update(feeds or [])
-    resolved_or_not = ("gaps_filled", "gaps_no_trades", "gaps_left_open", "gaps_awaiting_trade")
+    resolved_or_not = ("gaps_filled", "gaps_no_trades", "gaps_left_open", "gaps_unanchored")
     closed = sum(out[k] for k in resolved_or_not)
     keys = (*resolved_or_not, "gaps_window_open", "book_gaps")
     return {"trades_gaps_closed": closed, **{k: out[k] for k in keys},
