@@ -22,7 +22,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,15 @@ from tickguard.store.migrate import libpq_url
 
 log = logging.getLogger(__name__)
 OPEN_T = 9 * 3600.0
+
+
+def _session_ts(sim: Any, wall: datetime) -> datetime:
+    """The collector stamps gaps with the wall clock; the simulated exchange runs its own."""
+    t = (
+        sim.clock.start_t
+        + (wall.timestamp() - sim.clock.epoch_at(sim.clock.start_t)) * sim.clock.speed
+    )
+    return exchange_ts(sim.market.config.day, 0) + timedelta(seconds=t)
 
 
 def segments(extra: Mapping[str, Any], minutes: float) -> list[tuple[float, float]]:
@@ -102,6 +112,9 @@ def score(truth: TruthReader, database_url: str, until: datetime) -> dict[str, i
         books: dict[str, int] = dict(conn.execute(
             "SELECT status, count(*) FROM gaps WHERE kind = 'book' GROUP BY status"
         ).fetchall())  # fmt: skip
+        trade_gaps: dict[str, int] = dict(conn.execute(
+            "SELECT status, count(*) FROM gaps WHERE kind = 'trades' GROUP BY status"
+        ).fetchall())  # fmt: skip
     stored = {(s, int(c)): (int(p), int(q), ts) for s, c, p, q, ts in rows}
     return {
         "trades_expected": len(expected),
@@ -112,6 +125,7 @@ def score(truth: TruthReader, database_url: str, until: datetime) -> dict[str, i
         ),
         "trades_duplicated_final": int(dup[0]) if dup else 0,
         "books_unrecoverable": int(books.get("unrecoverable", 0)),
+        **{f"trade_gaps_{st}": int(n) for st, n in sorted(trade_gaps.items())},
         "book_gaps_not_unrecoverable": sum(
             int(n) for st, n in books.items() if st != "unrecoverable"
         ),
@@ -166,6 +180,7 @@ async def run_incident_drill(
             report = await run_backfill(
                 settings, day=sim.market.config.day, symbols=default_symbols(opts.symbols),
                 broker=opts.broker, database_url=res.database_url, redis_url=redis_url, until=until,
+                to_exchange=partial(_session_ts, sim),
             )  # fmt: skip
             backfill_s = time.monotonic() - backfill_started
         final = await asyncio.to_thread(score, TruthReader(truth_dir), res.database_url, until)
@@ -181,6 +196,8 @@ async def run_incident_drill(
         "trades_filled": totals["trades_filled"], **final,
         "trades_duplicated": final["trades_duplicated_final"],
         "gaps_filled": totals["gaps_filled"], "gaps_unrecoverable": totals["gaps_unrecoverable"],
+        "gaps_no_trades": totals["gaps_no_trades"],
+        "gaps_outside_span": totals["gaps_outside_span"],
         "silent_losses": totals["silent_losses"],
         "minutes_unrecoverable": totals["minutes_unrecoverable"],
         "backfill_requests": totals["backfill_requests"],

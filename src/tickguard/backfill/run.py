@@ -60,6 +60,7 @@ class BackfillReport:
             "silent_losses": sum(v for r in self.symbols for k, v in r.gaps.items()
                                  if k.startswith("silent_")),
             "books_unrecoverable": self.total("books_unrecoverable"),
+            "gaps_outside_span": self.total("trades_outside_span"),
             "minutes_unrecoverable": sum(r.minutes_unrecoverable for r in self.symbols),
             "errors": sum(1 for r in self.symbols if r.error),
             "backfill_requests": s.requests, "rate_limit_errors": s.rate_limit_errors,
@@ -67,6 +68,10 @@ class BackfillReport:
             "budget_rate_per_s": s.rate_per_s, "busy_s": round(s.busy_s, 2),
             "budget_used": round(s.budget_used, 3),
         }  # fmt: skip
+
+
+def _same(ts: datetime) -> datetime:
+    return ts
 
 
 def span_of(
@@ -99,6 +104,7 @@ async def run_backfill(
     workers: int = 4,
     calendar: TradingCalendar | None = None,
     on_symbol: Callable[[SymbolResult], None] | None = None,
+    to_exchange: Callable[[datetime], datetime] | None = None,
 ) -> BackfillReport:
     """Backfill ``symbols`` of ``day`` from ``broker``'s REST API (see the module docstring)."""
     span = span_of(calendar or TradingCalendar(), day, until, datetime.now(UTC))
@@ -123,7 +129,9 @@ async def run_backfill(
             async def one(symbol: str) -> SymbolResult:
                 async with gate:
                     mine = [g for g in gaps if g.symbol == symbol]
-                    result = await backfill_symbol(symbol, sources[symbol], db, mine, span, day)
+                    result = await backfill_symbol(
+                        symbol, sources[symbol], db, mine, span, day, to_exchange or _same
+                    )
                 if on_symbol is not None:
                     on_symbol(result)
                 return result

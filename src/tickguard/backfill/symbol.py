@@ -2,6 +2,9 @@
 
 Steps, for one symbol-day between ``start`` and ``end``:
 
+Gap times are the ledger's (the collector's clock); ``to_exchange`` maps them onto exchange
+time — the identity in production, the simulator's clock in a drill of a simulated session.
+
 1. the broker's minute bars (REST) against the stored per-minute volume and the stored
    cumulative-volume continuity → the suspect minutes;
 2. REST trades for the suspect minutes; every fetched key that is already stored must agree
@@ -79,6 +82,7 @@ async def backfill_symbol(
     gaps: list[Gap],
     span: tuple[datetime, datetime],
     day: date,
+    to_exchange: Callable[[datetime], datetime] = lambda ts: ts,
 ) -> SymbolResult:
     """Reconcile, refill and label one symbol (see the module docstring)."""
     start, end = span
@@ -102,8 +106,9 @@ async def backfill_symbol(
     breaks_after = [b for b in verify.continuity_breaks(after_rows) if start <= b < end]
     result.stored_volume = sum(after.values())
     result.minutes_unrecoverable = len(verify.mismatched_minutes(rest, after))
+    volumes = (rest, after)
     reports = _labels(
-        source.broker, symbol, gaps, mismatched, span, (rest, after), breaks_after, result
+        source.broker, symbol, gaps, mismatched, span, volumes, breaks_after, result, to_exchange
     )
     if reports:
         await db.run(lambda: db.writer.write(Batch(gaps=reports)))
@@ -145,6 +150,7 @@ def _labels(
     volumes: tuple[dict[datetime, int], dict[datetime, int]],
     breaks: list[datetime],
     result: SymbolResult,
+    to_exchange: Callable[[datetime], datetime],
 ) -> list[Gap]:
     """Gap reports: a verdict per open gap, plus new gaps for minutes no gap covered."""
     start, end = span
@@ -156,9 +162,11 @@ def _labels(
             reports.append(resolution(gap, GapStatus.UNRECOVERABLE, BOOKS_REASON, 0, end))
             result.count("books_unrecoverable")
             continue
-        window = (max(gap.start, start), min(gap.end or end, end))
-        if window[1] <= window[0]:
-            window = (gap.start, gap.end or gap.start)
+        gap_end = to_exchange(gap.end) if gap.end is not None else end
+        window = (max(to_exchange(gap.start), start), min(gap_end, end))
+        if window[1] <= window[0]:  # not in the reconciled span: stays open for a later run
+            result.count("trades_outside_span")
+            continue
         covered.update(verify.minutes_of(window))
         status, reason = verify.label(window, rest, after, breaks)
         reports.append(resolution(gap, status, reason, result.trades_filled, end))
