@@ -24,6 +24,18 @@ def test_check_json_reports_the_gap_and_exits_1(settings_env: Path, db_url: str)
     assert again.exit_code == 0 and json.loads(again.output)["checks"][0]["gaps_opened"] == []
 
 
+def test_trades_are_judged_once_across_brokers(settings_env: Path, db_url: str) -> None:
+    store(db_url, trades=Tape("005930").trades(minutes("09:00", "09:59")))
+    args = ["check", "--from", "2026-11-25T10:04", "--to", "2026-11-25T10:05", "--json"]
+    result = CliRunner().invoke(app, [*args, "--symbol", "005930", "--no-gx", "--no-slack"])
+    assert result.exit_code == 1, result.output
+    checks = {c["broker"]: c for c in json.loads(result.output)["checks"]}
+    assert set(checks) == {"kis", "kiwoom"}
+    assert [g["kind"] for g in checks["kis"]["gaps_opened"]] == ["trades"]
+    assert checks["kiwoom"]["gaps_opened"] == []  # the same loss is not a second incident
+    assert {s["kind"] for s in checks["kiwoom"]["status"]} == {"book"}
+
+
 def test_check_defaults_to_recent_symbols_and_prints_text(settings_env: Path, db_url: str) -> None:
     store(db_url, trades=Tape("000660").trades(minutes("09:00", "09:30")))
     args = ["check", "--from", "2026-11-25T09:30", "--to", "2026-11-25T09:31", "--no-slack"]

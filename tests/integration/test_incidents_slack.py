@@ -40,7 +40,7 @@ def desk(conn: psycopg.Connection[Any], slack: FakeSlack) -> IncidentDesk:
 
 
 def at(hhmm: str, *, in_session: bool = True, after_close: bool = False) -> Moment:
-    return Moment(kst(hhmm, second=0), DAY, in_session, after_close, RUN)
+    return Moment(kst(hhmm, second=0), DAY, in_session, after_close, RUN, kst("08:30", second=0))
 
 
 def add_gap(conn: psycopg.Connection[Any], symbol: str, start: datetime, cause: str) -> None:
@@ -125,3 +125,21 @@ def test_a_refused_post_is_retried_by_the_next_run(
     slack.fail_with(0)
     assert desk(conn, slack).sync(at("10:02")).announced == 1
     assert texts(slack) == ["Data gap: kis disconnect (1 symbol(s))"] * 2  # refused, then sent
+
+
+def test_a_quiet_incident_still_open_at_the_session_is_announced(
+    conn: psycopg.Connection[Any], slack: FakeSlack
+) -> None:
+    add_gap(conn, "005930", kst("08:10"), "disconnect: reset")  # before the opening auction
+    add_gap(conn, "000660", kst("08:12"), "disconnect: reset")
+    conn.execute("""UPDATE gaps SET "end" = %s WHERE symbol = '000660'""", (kst("08:14"),))
+    early = desk(conn, slack).sync(at("08:15", in_session=False))
+    assert (early.created, early.messages) == (2, 0)
+    opening = desk(conn, slack).sync(at("08:31"))
+    assert opening.announced == 1  # the one still open; the healed one stays quiet
+    assert desk(conn, slack).sync(at("08:44")).escalated == 0
+    assert desk(conn, slack).sync(at("08:45")).escalated == 1  # 15 min open in session
+    assert texts(slack) == [
+        "Data gap: kis disconnect (1 symbol(s))",
+        "Still open after 35 min: kis disconnect",
+    ]

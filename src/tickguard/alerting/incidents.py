@@ -71,6 +71,8 @@ class Moment:
     in_session: bool
     after_close: bool
     run_url: str = ""
+    session_start: datetime | None = None
+    """Start of the day's session (opening auction): escalation counts open time from here."""
 
 
 @dataclass(slots=True)
@@ -176,7 +178,9 @@ class IncidentDesk:
 
     def _advance(self, inc: Incident, moment: Moment, result: SyncResult) -> None:
         """Announce, resolve, escalate: each at most once, in that order."""
-        announce = not inc.quiet and not inc.announced and moment.in_session
+        # quiet: found outside the session; still open once the session runs, it is told
+        still_open = inc.status == "open" and not inc.ended
+        announce = not inc.announced and moment.in_session and (not inc.quiet or still_open)
         if announce and self._post_claimed(inc.id, "announced_at", *self._announcement(inc)):
             inc.announced = True
             result.announced += 1
@@ -186,7 +190,8 @@ class IncidentDesk:
         follow_up = inc.status == "resolved" and inc.announced
         if follow_up and self._post_claimed(inc.id, "resolution_posted_at", *self._resolution(inc)):
             result.resolved += 1
-        overdue = moment.now - inc.start >= self.escalate_after
+        since = max(inc.start, moment.session_start or inc.start)
+        overdue = moment.now - since >= self.escalate_after  # open this long *in session*
         escalate = inc.status == "open" and inc.announced and not inc.escalated
         if (
             escalate

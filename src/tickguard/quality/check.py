@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from tickguard.calendar import Phase, TradingCalendar
+from tickguard.models import GapKind
 from tickguard.quality import ledger
 from tickguard.quality.continuity import find_breaks
 from tickguard.quality.grid import GridParams
@@ -113,8 +114,13 @@ def run_check(
     settings: QualitySettings,
     specs: Sequence[SuiteSpec] | None = None,
     docs_dir: Path | None = None,
+    trades: bool = True,
 ) -> CheckReport:
-    """Check the window; with ``specs`` also run those GX suites on it."""
+    """Check the window; with ``specs`` also run those GX suites on it.
+
+    ``trades=False`` judges books only: trades merge across brokers on one natural key, so
+    their presence and continuity are judged once (for the first broker checked), not once
+    per broker — else one loss would raise one incident per broker."""
     report = CheckReport(broker=broker, window=window, symbols=list(symbols))
     session = calendar.session(window.trading_day)
     if session is None:
@@ -125,14 +131,21 @@ def run_check(
         return report
     started = time.perf_counter()
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
-        found = scan(conn, calendar, session, window, broker, symbols, grid_params(settings))
+        kinds = (GapKind.TRADES, GapKind.BOOK) if trades else (GapKind.BOOK,)
+        params = grid_params(settings)
+        found = scan(conn, calendar, session, window, broker, symbols, params, kinds)
         report.status = found.status
-        breaks = find_breaks(conn, window.trading_day, symbols, window.start, window.end)
+        breaks = (
+            find_breaks(conn, window.trading_day, symbols, window.start, window.end)
+            if trades
+            else []
+        )
         report.breaks = len(breaks)
         ledger.record_runs(conn, broker, found.gaps, window.end, report.changes)
         ledger.record_breaks(conn, broker, breaks, session.open, report.changes)
         ledger.end_gaps(conn, broker, symbols, window.end, report.changes)
     report.sql_seconds = time.perf_counter() - started
+    specs = [s for s in specs or () if trades or s.table != "trades"]
     if specs:
         from tickguard.quality.gx_runner import validate_window
 

@@ -64,7 +64,9 @@ def moment_of(calendar: TradingCalendar, window: CheckWindow, run_url: str) -> M
     last = window.end - MINUTE
     session = calendar.session(window.trading_day)
     after_close = session is not None and window.end >= session.close
-    return Moment(window.end, window.trading_day, calendar.in_session(last), after_close, run_url)
+    start = session.opening_auction_start if session is not None else None
+    in_session = calendar.in_session(last)
+    return Moment(window.end, window.trading_day, in_session, after_close, run_url, start)
 
 
 def _default_symbols(database_url: str, window: CheckWindow, lookback_min: int) -> list[str]:
@@ -93,7 +95,7 @@ def run_completeness(
     docs_dir = settings.data_dir / "data_docs"
     if not symbols:
         symbols = _default_symbols(database_url, window, settings.quality.lookback_min)
-    for broker in brokers:
+    for index, broker in enumerate(brokers):
         report = run_check(
             database_url,
             window,
@@ -103,6 +105,7 @@ def run_completeness(
             settings=settings.quality,
             specs=specs,
             docs_dir=docs_dir,
+            trades=index == 0,  # trades merge across brokers: judged once
         )
         result.reports.append(report)
     if not notify or all(

@@ -95,12 +95,13 @@ def scan(
     broker: str,
     symbols: Sequence[str],
     params: GridParams,
+    kinds: Sequence[GapKind] = (GapKind.TRADES, GapKind.BOOK),
 ) -> ScanResult:
     """Gaps (runs that reached their threshold) in the window, and each symbol's status."""
     start = window.start - timedelta(minutes=params.lookback_min)
     halted = presence.halted_minutes(conn, symbols, start, window.end)
     result = ScanResult([], [])
-    for kind in (GapKind.TRADES, GapKind.BOOK):
+    for kind in kinds:
         active = presence.active_minutes(conn, kind, broker, symbols, start, window.end)
         known = presence.gap_minutes(conn, broker, symbols, start, window.end)
         prior: dict[str, float | None] | None = None
