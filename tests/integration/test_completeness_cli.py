@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
 from quality_rows import Tape, minutes, store
 from typer.testing import CliRunner
 
 from tickguard.cli import app
+
+ADMIN_URL = os.environ.get(
+    "TICKGUARD_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def test_check_json_reports_the_gap_and_exits_1(settings_env: Path, db_url: str) -> None:
@@ -53,3 +59,15 @@ def test_bad_arguments_are_usage_errors(settings_env: Path) -> None:
     assert backwards.exit_code == 2 and "--to must be after --from" in backwards.output
     missing = runner.invoke(app, ["check", "--from", "10:00"])
     assert missing.exit_code == 2 and "--to" in missing.output
+
+
+def test_an_unmigrated_database_is_a_clear_error(
+    settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tickguard.settings import get_settings
+
+    monkeypatch.setenv("TICKGUARD_DATABASE_URL", ADMIN_URL)  # reachable, never migrated
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["check", "--from", "10:00", "--to", "10:01"])
+    assert result.exit_code == 1
+    assert "schema is not current: run `tickguard db upgrade`" in result.output

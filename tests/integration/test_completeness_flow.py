@@ -26,6 +26,17 @@ async def test_holiday_run_is_market_closed_without_gx(
     assert time.monotonic() - started < 20
 
 
+async def test_a_following_run_on_a_holiday_ends_at_once(
+    prefect_api: PrefectApi, settings_env: Path
+) -> None:
+    from tickguard.quality.flow import completeness
+
+    state = await completeness(
+        start="2026-06-03T08:29", end="2026-06-03T08:30", follow=True, return_state=True
+    )
+    assert state.is_completed() and state.message and "not an XKRX trading day" in state.message
+
+
 async def test_manual_window_opens_a_gap_posts_once_and_leaves_an_artifact(
     prefect_api: PrefectApi, settings_env: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -55,11 +55,16 @@ def check(
     begin, finish = _instant(start, "--from"), _instant(end, "--to")
     if finish <= begin:
         raise typer.BadParameter("--to must be after --from", param_hint="--to")
+    from tickguard.store.migrate import is_current
+
     try:
         settings = get_settings()
+        url = resolve_database_url(settings)
+        if not is_current(url):
+            raise TickguardError("database schema is not current: run `tickguard db upgrade`")
         result = run_completeness(
             settings,
-            resolve_database_url(settings),
+            url,
             CheckWindow.of(begin, finish),
             [b.value for b in (broker or list(Broker))],
             symbol or [],

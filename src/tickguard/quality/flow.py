@@ -19,6 +19,7 @@ from prefect import flow
 from prefect.states import Completed
 
 from tickguard.calendar import TradingCalendar
+from tickguard.errors import TickguardError
 from tickguard.models import Broker
 from tickguard.orchestration import gate, runtime
 from tickguard.quality.completeness import CompletenessResult, run_completeness
@@ -26,6 +27,7 @@ from tickguard.quality.follow import follow_session
 from tickguard.quality.window import CheckWindow
 from tickguard.settings import Settings, load_settings
 from tickguard.stack import resolve_database_url
+from tickguard.store import migrate
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ async def completeness(
         return Completed(message=window)
     brokers = [Broker(broker).value] if broker else [b.value for b in Broker]
     db_url = await asyncio.to_thread(resolve_database_url, settings)
+    if not await asyncio.to_thread(migrate.is_current, db_url):
+        raise TickguardError("database schema is not current: run `tickguard db upgrade`")
     run = runtime.current_run()
     run_url = _run_url(settings.quality.prefect_ui_url, run)
     if follow:
