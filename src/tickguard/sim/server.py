@@ -31,7 +31,7 @@ from datetime import datetime
 from datetime import time as dtime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -127,7 +127,7 @@ class SimServer(abc.ABC, Generic[C]):
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def __aenter__(self) -> SimServer[C]:
+    async def __aenter__(self) -> Self:
         try:
             await self.start()
         except BaseException:
