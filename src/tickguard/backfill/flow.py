@@ -47,5 +47,6 @@ async def backfill(
     await acreate_markdown_artifact(
         key=f"backfill-{broker}", markdown=markdown(report), description="backfill per symbol"
     )
-    post_digest(report, SlackPoster(settings.slack))
+    if report.status == "done":  # a holiday is no news: the artifact says it
+        post_digest(report, SlackPoster(settings.slack))
     return report.totals()
