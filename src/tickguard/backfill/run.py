@@ -3,7 +3,9 @@
 Decides the span from the XKRX calendar (a day that is not a trading day, or whose session
 has not closed yet, ends at once as "closed" — unless an explicit ``until`` is given, as
 the drill does), reads the open gaps, then backfills symbols concurrently (``workers``), all
-paced by one shared limiter per app key. Returns a :class:`BackfillReport`; posting the
+paced by one shared limiter per app key. A symbol that fails (its token cannot be had, the
+broker answers outside its protocol) is reported with its error and its gaps stay open for
+the next run; the others carry on. Returns a :class:`BackfillReport`; posting the
 Slack digest and the Prefect artifact is the caller's choice (see ``report``).
 """
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import httpx
+import psycopg
 import redis.asyncio as aioredis
 
 from tickguard.backfill.fetch import FetchStats
@@ -23,6 +26,7 @@ from tickguard.backfill.ledger import open_gaps
 from tickguard.backfill.sources import build_sources
 from tickguard.backfill.symbol import Db, SymbolResult, backfill_symbol
 from tickguard.calendar import TradingCalendar
+from tickguard.errors import TickguardError
 from tickguard.models import KST, Broker
 from tickguard.settings import Settings
 from tickguard.store.writer import PostgresWriter
@@ -127,11 +131,15 @@ async def run_backfill(
             db, gate = Db(writer), asyncio.Semaphore(max(1, workers))
 
             async def one(symbol: str) -> SymbolResult:
-                async with gate:
-                    mine = [g for g in gaps if g.symbol == symbol]
-                    result = await backfill_symbol(
-                        symbol, sources[symbol], db, mine, span, day, to_exchange or _same
-                    )
+                mine = [g for g in gaps if g.symbol == symbol]
+                try:
+                    async with gate:
+                        result = await backfill_symbol(
+                            symbol, sources[symbol], db, mine, span, day, to_exchange or _same
+                        )
+                except (TickguardError, psycopg.Error) as exc:  # one symbol, not the run
+                    log.error("backfill %s %s failed: %s", broker.value, symbol, exc)
+                    result = SymbolResult(symbol, error=f"{type(exc).__name__}: {exc}")
                 if on_symbol is not None:
                     on_symbol(result)
                 return result
