@@ -170,14 +170,25 @@ async def test_collector_fences_itself_when_prefect_ends_its_run(
 
     _point_at(kis_sim, monkeypatch)
     end = datetime.now(UTC) + timedelta(seconds=120)
+    started = datetime.now(UTC) - timedelta(seconds=1)
     task = asyncio.create_task(
         collect_kis(symbols=SYMBOLS[:1], until=end.isoformat(), return_state=True)
     )
     async with get_client() as client:
 
         async def running() -> Any:
-            runs = await client.read_flow_runs(limit=20)
-            live = [r for r in runs if r.state and r.state.is_running()]
+            # The session's server also holds other tests' runs (some left Running on
+            # purpose): pick this test's collector run, not whatever runs first.
+            runs = await client.read_flow_runs(limit=50)
+            live = [
+                r
+                for r in runs
+                if r.state
+                and r.state.is_running()
+                and r.created is not None
+                and r.created >= started
+                and r.flow_id == await _flow_id(client, "kis-collector")
+            ]
             return live[0] if live else None
 
         run = None
@@ -193,3 +204,10 @@ async def test_collector_fences_itself_when_prefect_ends_its_run(
     assert datetime.now(UTC) < end
     assert state.is_failed() and state.name == "Fenced"
     assert "stopped by the orchestrator" in (state.message or "")
+
+
+async def _flow_id(client: Any, name: str) -> Any:
+    try:
+        return (await client.read_flow_by_name(name)).id
+    except Exception:  # not registered yet: the run has not started
+        return None
