@@ -59,6 +59,7 @@ from tickguard.cli import drill as _drill  # noqa: E402, F401
 from tickguard.cli import persist as _persist  # noqa: E402, F401
 from tickguard.cli import preflight as _preflight  # noqa: E402, F401
 from tickguard.cli import replay as _replay  # noqa: E402, F401
+from tickguard.cli import report as _report  # noqa: E402, F401
 from tickguard.cli import sim as _sim  # noqa: E402, F401
 from tickguard.cli import stack as _stack  # noqa: E402, F401
 from tickguard.cli import up as _up  # noqa: E402, F401
