@@ -54,7 +54,7 @@ class DailyReport:
     """What :func:`markdown` renders and ``tickguard report --json`` prints."""
 
     day: date
-    symbols: list[SymbolDay] = field(default_factory=list)
+    per_symbol: list[SymbolDay] = field(default_factory=list)
     quarantined: dict[str, int] = field(default_factory=dict)
     digest: dict[str, Any] = field(default_factory=dict)
     """:func:`tickguard.quality.digest.summary`: incidents, gaps per broker and status."""
@@ -67,15 +67,15 @@ class DailyReport:
 
         rows = [
             {**asdict(s), "first_trade": iso(s.first_trade), "last_trade": iso(s.last_trade)}
-            for s in self.symbols
+            for s in self.per_symbol
         ]
-        return {"day": self.day.isoformat(), "symbols": rows,
+        return {"day": self.day.isoformat(), "per_symbol": rows,
                 "quarantined": self.quarantined, **self.digest}  # fmt: skip
 
 
 def daily_report(conn: psycopg.Connection[Any], day: date) -> DailyReport:
     """Count the day in two GROUP BY queries plus the digest's summary."""
-    symbols = [
+    rows = [
         SymbolDay(broker, symbol, int(ws), int(rest), int(books), first, last)
         for broker, symbol, ws, rest, books, first, last in conn.execute(_PER_SYMBOL, {"day": day})
     ]
@@ -84,7 +84,7 @@ def daily_report(conn: psycopg.Connection[Any], day: date) -> DailyReport:
         broker: int(n)
         for broker, n in conn.execute(_QUARANTINED, (start, start + timedelta(days=1)))
     }
-    return DailyReport(day, symbols, quarantined, summary(conn, day))
+    return DailyReport(day, rows, quarantined, summary(conn, day))
 
 
 def _hms(value: datetime | None) -> str:
@@ -102,7 +102,7 @@ def markdown(report: DailyReport) -> str:
     lines += [
         f"| {s.broker} | {s.symbol} | {s.trades_ws} | {s.trades_rest} | {s.books}"
         f" | {_hms(s.first_trade)} | {_hms(s.last_trade)} |"
-        for s in report.symbols
+        for s in report.per_symbol
     ] or ["| – | – | 0 | 0 | 0 | – | – |"]
     gaps = report.digest.get("gaps", {})
     gap_text = "; ".join(

@@ -60,6 +60,6 @@ async def daily_report(day: str | None = None, force: bool = False) -> Any:
         await acreate_markdown_artifact(
             key="daily-report", markdown=markdown(report), description=f"daily report {the_day}"
         )
-    log.info("daily-report %s: %d symbol row(s), digest posted %d", the_day, len(report.symbols),
+    log.info("daily-report %s: %d symbol row(s), digest posted %d", the_day, len(report.per_symbol),
              posted)  # fmt: skip
     return {**report.as_json(), "digest_posted": posted}
