@@ -10,24 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date, datetime
 from typing import Annotated
 
 import typer
 
 from tickguard.cli import app
 from tickguard.cli.collect import parse_broker, parse_symbols
-
-
-def _day(value: str | None) -> date:
-    from tickguard.models import KST
-
-    if not value:
-        return datetime.now(KST).date()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not YYYY-MM-DD", param_hint="--day") from None
+from tickguard.cli.params import trading_day
 
 
 @app.command("backfill")
@@ -46,7 +35,7 @@ def backfill(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Refill trade gaps from REST, reconcile every minute against REST bars, label every gap."""
-    the_day, codes, chosen = _day(day), parse_symbols(symbols), parse_broker(broker)
+    the_day, codes, chosen = trading_day(day), parse_symbols(symbols), parse_broker(broker)
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table

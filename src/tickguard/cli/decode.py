@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -23,7 +23,8 @@ import typer
 
 from tickguard.brokers.base import BrokerSession
 from tickguard.cli import app
-from tickguard.models import KST, BookSnapshot, Broker, Trade
+from tickguard.cli.params import trading_day
+from tickguard.models import BookSnapshot, Broker, Trade
 
 
 def event_json(event: Trade | BookSnapshot) -> dict[str, Any]:
@@ -92,17 +93,6 @@ def decode_lines(
     return summary
 
 
-def _trading_day(day: str | None) -> date:
-    if day is None:
-        return datetime.now(KST).date()
-    try:
-        return date.fromisoformat(day)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--day"
-        ) from None
-
-
 @app.command("decode")
 def decode(
     broker: Annotated[Broker, typer.Option("--broker", help="Whose frames these are.")],
@@ -125,13 +115,13 @@ def decode(
         raise typer.BadParameter(
             f"no codec registered for {broker.value} yet", param_hint="--broker"
         )
-    trading_day = _trading_day(day)
+    the_day = trading_day(day)
     try:
         settings = load_settings()
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    session = traits.new_session("", trading_day, settings)
+    session = traits.new_session("", the_day, settings)
     source = _open(file)
     try:
         summary = decode_lines(session, source, sys.stdout, sys.stderr)

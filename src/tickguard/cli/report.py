@@ -9,23 +9,12 @@ or one JSON object with ``--json``. Exit code 1 when the database cannot be read
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
 from typing import Annotated
 
 import typer
 
 from tickguard.cli import app
-
-
-def _day(value: str | None) -> date:
-    from tickguard.models import KST
-
-    if not value:
-        return datetime.now(KST).date()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not YYYY-MM-DD", param_hint="--day") from None
+from tickguard.cli.params import trading_day
 
 
 @app.command("report")
@@ -36,7 +25,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Print the day's stored trades/books per symbol, gaps, incidents and quarantine."""
-    the_day = _day(day)
+    the_day = trading_day(day)
     import psycopg
 
     from tickguard.reporting.daily import daily_report, markdown

@@ -8,11 +8,13 @@ import re
 import signal
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import date, datetime, time
+from datetime import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from tickguard.cli.params import trading_day
 
 if TYPE_CHECKING:
     from tickguard.sim.faults import FaultSchedule
@@ -42,17 +44,6 @@ def _start(value: str) -> time:
         return time.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"expected HH:MM, got {value!r}") from None
-
-
-def _day(value: str | None) -> date:
-    from tickguard.models import KST
-
-    if value is None:
-        return datetime.now(KST).date()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from None
 
 
 @sim_app.command("kis")
@@ -100,7 +91,7 @@ def _market(
         faults = FaultSchedule.parse(fault or [], seed=seed)
     except FaultSpecError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fault") from None
-    market = MarketConfig(day=_day(day), symbols=profiles_for(_symbols(symbols)), seed=seed)
+    market = MarketConfig(day=trading_day(day), symbols=profiles_for(_symbols(symbols)), seed=seed)
     return market, faults
 
 
