@@ -132,3 +132,14 @@ async def test_flow_posts_the_verdict_and_leaves_an_artifact(
     artifact = reply.json()[-1]
     assert artifact["type"] == "table" and "preflight: go" in artifact["description"]
     assert "kis key k1" in str(artifact["data"])
+
+
+async def test_flow_on_a_holiday_ends_market_closed_without_checks_or_slack(
+    prefect_api: PrefectApi, env: dict[str, str], slack: FakeSlack
+) -> None:
+    from tickguard.preflight.flow import preflight
+
+    state = await preflight(day="2026-12-31", return_state=True)  # KRX year-end closure
+    assert state.is_completed()
+    assert state.message == "market closed: 2026-12-31 is not a trading day"
+    assert slack.posts == []

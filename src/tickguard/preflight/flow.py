@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +40,19 @@ async def _artifact(report: PreflightReport) -> None:
 
 
 @flow(name="preflight", persist_result=False, log_prints=False)
-async def preflight(symbols: list[str] | None = None, force: bool = False) -> Any:
+async def preflight(
+    symbols: list[str] | None = None, force: bool = False, day: str | None = None
+) -> Any:
     """Look for every failure of the incident before the open; post the verdict.
 
-    ``force`` runs it on a market holiday too (a manual rerun before a special session).
+    ``day`` (YYYY-MM-DD, default today in Asia/Seoul) is the trading day the verdict is for;
+    on a market holiday the run ends at once as "market closed" unless ``force`` (a manual
+    rerun before a special session).
     """
     logging.getLogger("tickguard").setLevel(logging.INFO)
-    today = datetime.now(UTC).astimezone(KST).date()
-    if not force and not TradingCalendar().is_trading_day(today):
-        return Completed(message=f"{today} is not a trading day")
+    the_day = date.fromisoformat(day) if day else datetime.now(UTC).astimezone(KST).date()
+    if not force and not TradingCalendar().is_trading_day(the_day):
+        return Completed(message=f"market closed: {the_day} is not a trading day")
     project_dir = Path(os.environ.get(PROJECT_ENV) or Path.cwd())
     report = await run_preflight(project_dir, symbols=symbols)
     try:
