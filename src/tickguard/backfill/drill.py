@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -33,14 +32,13 @@ from tickguard.backfill.run import run_backfill
 from tickguard.collector import DEFAULT_CHANNELS, run_collector
 from tickguard.drill.compare import judge
 from tickguard.drill.rigs import RIGS, sim_config
-from tickguard.drill.runner import DrillError, DrillOptions, _settings, _wait_persisted
+from tickguard.drill.runner import DrillError, DrillOptions, PersistThread, _settings
 from tickguard.drill.scratch import scratch
 from tickguard.models import KST
 from tickguard.settings import Settings
 from tickguard.sim.market import exchange_ts
 from tickguard.sim.truth import TruthReader
 from tickguard.sim.universe import default_symbols
-from tickguard.sinks.persist import Persist
 from tickguard.sinks.redis_stream import RedisStreamSink, redis_client
 from tickguard.store.migrate import libpq_url
 
@@ -153,17 +151,11 @@ async def run_incident_drill(
         )  # fmt: skip
         async with rig.simulator(config) as sim:
             settings = _settings(base, rig, sim, res, redis_url, opts, Path(tmp) / "data")
-            persist = Persist.from_settings(
-                settings, redis_url=redis_url, database_url=res.database_url, consumer="incident"
-            )
-            thread = threading.Thread(target=persist.run, name="incident-persist", daemon=True)
-            thread.start()
+            persist = PersistThread(settings, redis_url, res.database_url, "incident")
             try:
                 runs = await _run_segments(settings, opts, sim, spans)
-                caught_up = await asyncio.to_thread(_wait_persisted, redis_url, settings)
             finally:
-                persist.stop_event.set()
-                await asyncio.to_thread(thread.join, 30.0)
+                caught_up = await persist.finish()
             sim.flush_truth()
             end_t = OPEN_T + opts.minutes * 60
             until = exchange_ts(sim.market.config.day, end_t - end_t % 60)

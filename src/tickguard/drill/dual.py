@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import logging
 import tempfile
-import threading
 import time
 from datetime import UTC, date, datetime
 from datetime import time as dtime
@@ -32,7 +31,7 @@ from tickguard.collector import DEFAULT_CHANNELS, CollectorReport, run_collector
 from tickguard.drill.compare import judge
 from tickguard.drill.dual_judge import judge_dual
 from tickguard.drill.rigs import RIGS, broker_settings, sim_config
-from tickguard.drill.runner import DrillOptions, RssSampler, _report, _settings, _wait_persisted
+from tickguard.drill.runner import DrillOptions, PersistThread, RssSampler, _report, _settings
 from tickguard.drill.scratch import scratch
 from tickguard.models import KST, Broker
 from tickguard.settings import Settings
@@ -40,7 +39,6 @@ from tickguard.sim.clock import SimClock
 from tickguard.sim.market import seconds_of
 from tickguard.sim.truth import TruthReader
 from tickguard.sim.universe import default_symbols
-from tickguard.sinks.persist import Persist
 from tickguard.sinks.redis_stream import RedisStreamSink, redis_client
 from tickguard.store.coverage import resolve_covered_gaps
 from tickguard.store.migrate import libpq_url
@@ -82,21 +80,13 @@ async def run_dual_drill(
                 )  # fmt: skip
                 sims[b] = await sims_stack.enter_async_context(RIGS[b].simulator(config))
             settings = _dual_settings(base, sims, res, redis_url, opts, Path(tmp) / "data")
-            persist = Persist.from_settings(
-                settings, redis_url=redis_url, database_url=res.database_url, consumer="drill"
-            )
-            thread = threading.Thread(target=persist.run, name="drill-persist", daemon=True)
-            thread.start()
+            persist = PersistThread(settings, redis_url, res.database_url, "drill")
             try:
                 stop_at = time.time() + opts.minutes * 60 / opts.speed
                 reports, rss, live = await _collect_both(settings, opts, stop_at, res.database_url)
             finally:
                 counters = {b: s.counters.as_dict() for b, s in sims.items()}
-        try:
-            caught_up = await asyncio.to_thread(_wait_persisted, redis_url, settings)
-        finally:
-            persist.stop_event.set()
-            await asyncio.to_thread(thread.join, 30.0)
+        caught_up = await persist.finish()
         final = await asyncio.to_thread(resolve_now, res.database_url, day)
         symbols = default_symbols(opts.symbols)
         subs = {(s, c.value) for s in symbols for c in DEFAULT_CHANNELS}
@@ -109,8 +99,9 @@ async def run_dual_drill(
             )
             one = dataclasses.replace(opts, broker=b)
             elapsed = time.monotonic() - started
-            per_broker[b.value] = _report(one, judged, reports[b], counters[b], rss, persist,
-                                          caught_up, elapsed)  # fmt: skip
+            per_broker[b.value] = _report(
+                one, judged, reports[b], counters[b], rss, persist.persist, caught_up, elapsed
+            )
         combined = await asyncio.to_thread(
             judge_dual, truths, res.database_url, opts.broker.value, day
         )

@@ -112,28 +112,27 @@ async def run_drill(
         )  # fmt: skip
         async with rig.simulator(config) as sim:
             settings = _settings(base, rig, sim, res, redis_url, opts, Path(tmp) / "data")
-            persist = Persist.from_settings(
-                settings, redis_url=redis_url, database_url=res.database_url, consumer="drill"
-            )
-            thread = threading.Thread(target=persist.run, name="drill-persist", daemon=True)
-            thread.start()
+            persist = PersistThread(settings, redis_url, res.database_url, "drill")
             try:
                 stop_at = time.time() + opts.minutes * 60 / opts.speed
                 collector, rss = await _collect(settings, opts, stop_at)
             finally:
                 sim_counters = sim.counters.as_dict()
-        try:
-            caught_up = await asyncio.to_thread(_wait_persisted, redis_url, settings)
-        finally:
-            persist.stop_event.set()
-            await asyncio.to_thread(thread.join, 30.0)
+        caught_up = await persist.finish()
         symbols = default_symbols(opts.symbols)
         subs = {(s, c.value) for s in symbols for c in DEFAULT_CHANNELS}
         judged = await asyncio.to_thread(
             judge, TruthReader(truth_dir), res.database_url, opts.broker.value, subs, stop_at
         )
     return _report(
-        opts, judged, collector, sim_counters, rss, persist, caught_up, time.monotonic() - started
+        opts,
+        judged,
+        collector,
+        sim_counters,
+        rss,
+        persist.persist,
+        caught_up,
+        time.monotonic() - started,
     )
 
 
@@ -187,6 +186,29 @@ def _wait_persisted(redis_url: str, settings: Settings) -> bool:
         return False
     finally:
         client.close()
+
+
+class PersistThread:
+    """Persist on a thread of the drill's own (it is synchronous), started at once.
+
+    :meth:`finish` waits until the consumer group has stored everything (with a deadline),
+    then stops the thread; it returns whether persist caught up.
+    """
+
+    def __init__(self, settings: Settings, redis_url: str, database_url: str, name: str) -> None:
+        self.settings, self.redis_url = settings, redis_url
+        self.persist = Persist.from_settings(
+            settings, redis_url=redis_url, database_url=database_url, consumer=name
+        )
+        self.thread = threading.Thread(target=self.persist.run, name=f"{name}-persist", daemon=True)
+        self.thread.start()
+
+    async def finish(self) -> bool:
+        try:
+            return await asyncio.to_thread(_wait_persisted, self.redis_url, self.settings)
+        finally:
+            self.persist.stop_event.set()
+            await asyncio.to_thread(self.thread.join, 30.0)
 
 
 def _report(
