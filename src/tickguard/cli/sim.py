@@ -46,20 +46,31 @@ def _start(value: str) -> time:
         raise typer.BadParameter(f"expected HH:MM, got {value!r}") from None
 
 
+# Options both simulators take (typer reads them from the Annotated metadata).
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+WsPort = Annotated[int, typer.Option("--port", help="Websocket port (0 = any free port).")]
+RestPort = Annotated[int, typer.Option("--rest-port", help="REST port (0 = any free port).")]
+Symbols = Annotated[str, typer.Option(help="A count (default universe) or comma-separated codes.")]
+Seed = Annotated[int, typer.Option(help="Market seed: same seed, same tape.")]
+Speed = Annotated[float, typer.Option(min=0.001, help="Session seconds per wall second.")]
+Start = Annotated[str, typer.Option(help="Session time to start at (HH:MM, KST).")]
+Day = Annotated[str | None, typer.Option(help="Trading day YYYY-MM-DD (default: today, KST).")]
+Faults = Annotated[list[str] | None, typer.Option("--fault", help="Fault spec, repeatable.")]
+TruthDir = Annotated[Path | None, typer.Option("--truth-dir", help="Truth directory.")]
+
+
 @sim_app.command("kis")
 def kis(
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(0, help="Websocket port (0 = any free port)."),
-    rest_port: int = typer.Option(0, "--rest-port", help="REST port (0 = any free port)."),
-    symbols: str = typer.Option("20", help="A count (default universe) or comma-separated codes."),
-    seed: int = typer.Option(0, help="Market seed: same seed, same tape."),
-    speed: float = typer.Option(1.0, min=0.001, help="Session seconds per wall second."),
-    start: str = typer.Option("09:00", help="Session time to start at (HH:MM, KST)."),
-    day: str | None = typer.Option(None, help="Trading day YYYY-MM-DD (default: today, KST)."),
-    fault: Annotated[
-        list[str] | None, typer.Option("--fault", help="Fault spec, repeatable.")
-    ] = None,
-    truth_dir: Annotated[Path | None, typer.Option("--truth-dir", help="Truth directory.")] = None,
+    host: Host = "127.0.0.1",
+    port: WsPort = 0,
+    rest_port: RestPort = 0,
+    symbols: Symbols = "20",
+    seed: Seed = 0,
+    speed: Speed = 1.0,
+    start: Start = "09:00",
+    day: Day = None,
+    fault: Faults = None,
+    truth_dir: TruthDir = None,
     pingpong_s: float = typer.Option(10.0, "--pingpong-s", min=0.1, help="PINGPONG interval."),
     slot_hold_s: float = typer.Option(1.0, "--slot-hold-s", min=0.0, help="App-key hold."),
 ) -> None:
@@ -117,18 +128,16 @@ async def _serve(make: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
 
 @sim_app.command("kiwoom")
 def kiwoom(
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(0, help="Websocket port (0 = any free port)."),
-    rest_port: int = typer.Option(0, "--rest-port", help="REST port (0 = any free port)."),
-    symbols: str = typer.Option("20", help="A count (default universe) or comma-separated codes."),
-    seed: int = typer.Option(0, help="Market seed: same seed, same tape."),
-    speed: float = typer.Option(1.0, min=0.001, help="Session seconds per wall second."),
-    start: str = typer.Option("09:00", help="Session time to start at (HH:MM, KST)."),
-    day: str | None = typer.Option(None, help="Trading day YYYY-MM-DD (default: today, KST)."),
-    fault: Annotated[
-        list[str] | None, typer.Option("--fault", help="Fault spec, repeatable.")
-    ] = None,
-    truth_dir: Annotated[Path | None, typer.Option("--truth-dir", help="Truth directory.")] = None,
+    host: Host = "127.0.0.1",
+    port: WsPort = 0,
+    rest_port: RestPort = 0,
+    symbols: Symbols = "20",
+    seed: Seed = 0,
+    speed: Speed = 1.0,
+    start: Start = "09:00",
+    day: Day = None,
+    fault: Faults = None,
+    truth_dir: TruthDir = None,
     ping_s: float = typer.Option(10.0, "--ping-s", min=0.05, help="PING interval."),
     page_size: int = typer.Option(900, "--page-size", min=1, help="Chart rows per page."),
     rate: int = typer.Option(5, "--rate", min=1, help="Chart requests/s before 1700."),
