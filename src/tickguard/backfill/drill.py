@@ -17,42 +17,35 @@ Timings are session minutes after the open and come from the scenario's ``extra`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from tickguard.backfill.run import run_backfill
 from tickguard.collector import DEFAULT_CHANNELS, run_collector
 from tickguard.drill.compare import judge
 from tickguard.drill.rigs import RIGS, sim_config
-from tickguard.drill.runner import DrillError, DrillOptions, PersistThread, _settings
+from tickguard.drill.runner import (
+    OPEN_T,
+    DrillError,
+    DrillOptions,
+    PersistThread,
+    RssSampler,
+    backfill_then_judge,
+    drill_settings,
+    pin_trading_day,
+)
 from tickguard.drill.scratch import scratch
-from tickguard.models import KST
 from tickguard.settings import Settings
-from tickguard.sim.market import exchange_ts
 from tickguard.sim.truth import TruthReader
 from tickguard.sim.universe import default_symbols
 from tickguard.sinks.redis_stream import RedisStreamSink, redis_client
-from tickguard.store.migrate import libpq_url
 
 log = logging.getLogger(__name__)
-OPEN_T = 9 * 3600.0
-
-
-def _session_ts(sim: Any, wall: datetime) -> datetime:
-    """The collector stamps gaps with the wall clock; the simulated exchange runs its own."""
-    t = (
-        sim.clock.start_t
-        + (wall.timestamp() - sim.clock.epoch_at(sim.clock.start_t)) * sim.clock.speed
-    )
-    return exchange_ts(sim.market.config.day, 0) + timedelta(seconds=t)
 
 
 def segments(extra: Mapping[str, Any], minutes: float) -> list[tuple[float, float]]:
@@ -67,8 +60,9 @@ def segments(extra: Mapping[str, Any], minutes: float) -> list[tuple[float, floa
 
 async def _run_segments(
     settings: Settings, opts: DrillOptions, sim: Any, spans: list[tuple[float, float]]
-) -> int:
-    """Run the collector in each span (waiting on the simulator's clock); returns runs made."""
+) -> tuple[int, int]:
+    """Run the collector in each span (waiting on the simulator's clock); runs made, and
+    the session conflicts the collector met."""
     url = settings.redis_url.get_secret_value() if settings.redis_url else ""
     symbols = default_symbols(opts.symbols)
     lock = redis_client(url, 2.0)
@@ -80,7 +74,7 @@ async def _run_segments(
                 stop_at = datetime.fromtimestamp(sim.clock.epoch_at(end), UTC)
                 await run_collector(
                     settings, opts.broker, symbols, sink=sink, stop_event=asyncio.Event(),
-                    channels=DEFAULT_CHANNELS, lock_redis=lock, trading_day=sim.market.config.day,
+                    channels=DEFAULT_CHANNELS, lock_redis=lock, trading_day=opts.trading_day,
                     stop_at=stop_at,
                 )  # fmt: skip
                 runs += 1
@@ -88,46 +82,27 @@ async def _run_segments(
                 log.error("incident drill: the sink's spool did not drain within 30 s")
     finally:
         await lock.aclose()
-    return runs
+    return runs, int(sim.counters.as_dict().get("session_conflicts", 0))
 
 
-def score(truth: TruthReader, database_url: str, until: datetime) -> dict[str, int]:
-    """Store vs ground truth after the backfill, for trades before ``until``."""
-    expected = {
-        (t.symbol, t.cum_volume): (t.price, t.qty, exchange_ts(truth.day, t.t))
-        for t in truth.generated_trades()
-        if exchange_ts(truth.day, t.t) < until
-    }
-    with psycopg.connect(libpq_url(database_url)) as conn:
-        rows = conn.execute(
-            "SELECT symbol, cum_volume, price, qty, ts FROM trades "
-            "WHERE trading_day = %s AND ts < %s",
-            (truth.day, until),
-        ).fetchall()
-        dup = conn.execute(
-            "SELECT count(*) - count(DISTINCT (symbol, trading_day, cum_volume)) FROM trades"
-        ).fetchone()
-        books: dict[str, int] = dict(conn.execute(
-            "SELECT status, count(*) FROM gaps WHERE kind = 'book' GROUP BY status"
-        ).fetchall())  # fmt: skip
-        trade_gaps: dict[str, int] = dict(conn.execute(
-            "SELECT status, count(*) FROM gaps WHERE kind = 'trades' GROUP BY status"
-        ).fetchall())  # fmt: skip
-    stored = {(s, int(c)): (int(p), int(q), ts) for s, c, p, q, ts in rows}
-    return {
-        "trades_expected": len(expected),
-        "trades_missing_final": len(set(expected) - set(stored)),
-        "trades_unexpected_final": len(set(stored) - set(expected)),
-        "trades_mismatched_final": sum(
-            1 for k, v in stored.items() if k in expected and expected[k] != v
-        ),
-        "trades_duplicated_final": int(dup[0]) if dup else 0,
-        "books_unrecoverable": int(books.get("unrecoverable", 0)),
-        **{f"trade_gaps_{st}": int(n) for st, n in sorted(trade_gaps.items())},
-        "book_gaps_not_unrecoverable": sum(
-            int(n) for st, n in books.items() if st != "unrecoverable"
-        ),
-    }
+async def _sampled(rss: RssSampler, work: Any) -> Any:
+    """``work`` awaited with RSS sampled twice a second beside it."""
+
+    async def sample() -> None:
+        while True:
+            rss.sample()
+            if not rss.start:
+                rss.start = rss.peak
+            await asyncio.sleep(0.5)
+
+    task = asyncio.create_task(sample())
+    try:
+        return await work
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        rss.sample()
 
 
 async def run_incident_drill(
@@ -137,64 +112,52 @@ async def run_incident_drill(
     rig = RIGS.get(opts.broker)
     if rig is None:
         raise DrillError(f"no simulator for {opts.broker.value} drills")
-    started = time.monotonic()
+    opts, day = pin_trading_day(opts)
+    started, since = time.monotonic(), time.time()
     spans = segments(opts.scenario.extra, opts.minutes)
+    rss = RssSampler()
     with (
         scratch(admin_url, redis_url) as res,
         tempfile.TemporaryDirectory(prefix="tickguard-incident-") as tmp,
     ):
         truth_dir = Path(tmp) / "truth"
         config = sim_config(
-            rig, day=datetime.now(KST).date(), symbols=opts.symbols, seed=opts.seed,
-            speed=opts.speed, faults=opts.scenario.faults, truth_dir=truth_dir,
+            rig, day=day, symbols=opts.symbols, seed=opts.seed, speed=opts.speed,
+            faults=opts.scenario.fault_specs(opts.minutes, opts.speed), truth_dir=truth_dir,
             overrides=opts.scenario.sim, slot_hold_s=opts.slot_hold_s,
         )  # fmt: skip
+        symbols = default_symbols(opts.symbols)
         async with rig.simulator(config) as sim:
-            settings = _settings(base, rig, sim, res, redis_url, opts, Path(tmp) / "data")
+            settings = drill_settings(base, rig, sim, res, redis_url, opts, Path(tmp) / "data")
             persist = PersistThread(settings, redis_url, res.database_url, "incident")
             try:
-                runs = await _run_segments(settings, opts, sim, spans)
+                runs, conflicts = await _sampled(rss, _run_segments(settings, opts, sim, spans))
             finally:
                 caught_up = await persist.finish()
             sim.flush_truth()
             end_t = OPEN_T + opts.minutes * 60
-            until = exchange_ts(sim.market.config.day, end_t - end_t % 60)
-            subs = {(s, c.value) for s in default_symbols(opts.symbols) for c in DEFAULT_CHANNELS}
+            subs = {(s, c.value) for s in symbols for c in DEFAULT_CHANNELS}
             live = await asyncio.to_thread(
-                judge,
-                TruthReader(truth_dir),
-                res.database_url,
-                opts.broker.value,
-                subs,
+                judge, TruthReader(truth_dir), res.database_url, opts.broker.value, subs,
                 sim.clock.epoch_at(end_t),
-            )
-            backfill_started = time.monotonic()
-            report = await run_backfill(
-                settings, day=sim.market.config.day, symbols=default_symbols(opts.symbols),
-                broker=opts.broker, database_url=res.database_url, redis_url=redis_url, until=until,
-                to_exchange=partial(_session_ts, sim),
             )  # fmt: skip
-            backfill_s = time.monotonic() - backfill_started
-        final = await asyncio.to_thread(score, TruthReader(truth_dir), res.database_url, until)
-    totals = report.totals()
+            final = await backfill_then_judge(
+                settings, broker=opts.broker, sim=sim, truth_dir=truth_dir, symbols=symbols,
+                database_url=res.database_url, redis_url=redis_url, end_t=end_t,
+                ledger_since=since,
+            )  # fmt: skip
     return {
-        "scenario": opts.scenario.name, "broker": opts.broker.value, "symbols": opts.symbols,
-        "minutes": opts.minutes, "speed": opts.speed, "collector_runs": runs,
+        "scenario": opts.scenario.name, "broker": opts.broker.value, "trading_day": day.isoformat(),
+        "symbols": opts.symbols, "minutes": opts.minutes, "speed": opts.speed,
+        "collector_runs": runs,
         "collector_down_min": round((opts.minutes * 60 - sum(b - a for a, b in spans)) / 60, 1),
         "persist_caught_up": caught_up,
         "trades_stored_before_backfill": live["trades_stored"],
         "trades_lost_after_receipt": live["trades_lost_after_receipt"],
         "drops": live["drops"], "gaps_opened": live["gaps_opened"],
-        "trades_filled": totals["trades_filled"], **final,
-        "trades_duplicated": final["trades_duplicated_final"],
-        "gaps_filled": totals["gaps_filled"], "gaps_unrecoverable": totals["gaps_unrecoverable"],
-        "gaps_no_trades": totals["gaps_no_trades"],
-        "gaps_outside_span": totals["gaps_outside_span"],
-        "silent_losses": totals["silent_losses"],
-        "minutes_unrecoverable": totals["minutes_unrecoverable"],
-        "backfill_requests": totals["backfill_requests"],
-        "rate_limit_errors": totals["rate_limit_errors"],
-        "rate_limit_errors_max_per_min": totals["rate_limit_errors_max_per_min"],
-        "budget_rate_per_s": totals["budget_rate_per_s"], "budget_used": totals["budget_used"],
-        "backfill_s": round(backfill_s, 1), "wall_s": round(time.monotonic() - started, 1),
+        "gaps_injected": live["gaps_injected"], "gaps_detected": live["gaps_detected"],
+        "false_alarms": live["false_alarms"], "session_conflicts": conflicts,
+        **final,
+        "peak_rss_mb": round(rss.peak, 1), "rss_start_mb": round(rss.start, 1),
+        "wall_s": round(time.monotonic() - started, 1),
     }  # fmt: skip

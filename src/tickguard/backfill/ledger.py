@@ -27,10 +27,15 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 def open_gaps(
-    conn: psycopg.Connection[Any], broker: Broker, day: date, symbols: Sequence[str]
+    conn: psycopg.Connection[Any],
+    broker: Broker,
+    day: date,
+    symbols: Sequence[str],
+    bounds: tuple[datetime, datetime] | None = None,
 ) -> list[Gap]:
-    """Open gaps of the day for ``symbols`` (trades and books), oldest first."""
-    start, end = day_bounds(day)
+    """Open gaps of the day for ``symbols`` (trades and books), oldest first. ``bounds``:
+    the span of gap starts instead of the day's midnights (a drill's wall-clock ledger)."""
+    start, end = bounds or day_bounds(day)
     rows = conn.execute(
         'SELECT id, symbol, kind, start, "end", cause, detail FROM gaps '
         "WHERE broker = %s AND status = 'open' AND start >= %s AND start < %s "

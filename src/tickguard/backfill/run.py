@@ -109,8 +109,13 @@ async def run_backfill(
     calendar: TradingCalendar | None = None,
     on_symbol: Callable[[SymbolResult], None] | None = None,
     to_exchange: Callable[[datetime], datetime] | None = None,
+    ledger_bounds: tuple[datetime, datetime] | None = None,
 ) -> BackfillReport:
-    """Backfill ``symbols`` of ``day`` from ``broker``'s REST API (see the module docstring)."""
+    """Backfill ``symbols`` of ``day`` from ``broker``'s REST API (see the module docstring).
+
+    ``ledger_bounds``: the span of the ledger's gap starts to read instead of the day's
+    midnights in Asia/Seoul (a drill, whose collector stamps the wall clock while the
+    simulated market plays its own trading day)."""
     span = span_of(calendar or TradingCalendar(), day, until, datetime.now(UTC))
     if isinstance(span, str):
         log.info("backfill %s %s: %s", broker.value, day, span)
@@ -119,7 +124,7 @@ async def run_backfill(
     writer = PostgresWriter.connect(database_url)
     client = aioredis.Redis.from_url(redis_url)
     try:
-        gaps = open_gaps(writer.conn, broker, day, symbols)
+        gaps = open_gaps(writer.conn, broker, day, symbols, ledger_bounds)
         log.info(
             "backfill %s %s: %d symbols, %d open gaps", broker.value, day, len(symbols), len(gaps)
         )

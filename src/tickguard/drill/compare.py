@@ -12,6 +12,11 @@ Definitions (keys of the drill report):
 * ``trades_unexpected`` — stored keys the simulator never generated (corruption).
 * ``drops_without_gap`` — drops (flap aborts of bound sessions, silence starts) at which some
   subscription had no gap row covering that moment.
+* ``gaps_injected`` / ``gaps_detected`` — connection faults (drops) and those of them the
+  ledger covers whole: every subscription has a gap row spanning the moment of the drop.
+* ``false_alarms`` — gap rows that cover no injected drop (a gap nobody caused).
+* ``trades_missing_final`` (after the backfill, :func:`final_score`) — trades the market
+  generated before the judged end that are not stored, whoever should have brought them.
 * reconnect/recover times are measured on the simulator's side: from the abort (or the
   silence start) to the next websocket open / the next data frame on a new session.
 """
@@ -27,6 +32,7 @@ from typing import Any
 
 import psycopg
 
+from tickguard.sim.market import exchange_ts
 from tickguard.sim.truth import TruthReader
 from tickguard.store.migrate import libpq_url
 
@@ -146,6 +152,17 @@ def drops_without_gap(
     return missing
 
 
+def false_alarms(drops: list[Drop], gaps: list[tuple[str, str, datetime, datetime | None]]) -> int:
+    """Gap rows covering no drop (start at or before the drop, give or take the receive
+    skew; end, if any, at or after it)."""
+    moments = [datetime.fromtimestamp(d.at, UTC) for d in drops]
+    return sum(
+        1
+        for _s, _k, start, end in gaps
+        if not any(start <= at + RECEIVE_SKEW and (end is None or end >= at) for at in moments)
+    )
+
+
 def judge(
     truth: TruthReader,
     database_url: str,
@@ -184,7 +201,10 @@ def judge(
         "books_stored": store["books"],
         "quarantine_rows": store["quarantine_rows"],
         "drops": len(drops),
-        "drops_without_gap": drops_without_gap(drops, gaps, subs),
+        "drops_without_gap": (missed := drops_without_gap(drops, gaps, subs)),
+        "gaps_injected": len(drops),
+        "gaps_detected": len(drops) - missed,
+        "false_alarms": false_alarms(drops, gaps),
         "gaps_opened": len(gaps),
         "gaps_open_at_end": sum(1 for g in gaps if g[3] is None),
         "first_reconnect_s": round(reconnects[0], 3)
@@ -193,4 +213,44 @@ def judge(
         "reconnect_s_max": _max(reconnects),
         "recover_s_max": _max(recovers),
         "silent_detect_reconnect_s_max": _max(silent),
+    }
+
+
+def final_score(truth: TruthReader, database_url: str, until: datetime) -> dict[str, int]:
+    """Store vs ground truth after the backfill, for trades before ``until`` (any broker:
+    the natural key stores a trade once whichever feed or the backfill brought it)."""
+    expected = {
+        (t.symbol, t.cum_volume): (t.price, t.qty, exchange_ts(truth.day, t.t))
+        for t in truth.generated_trades()
+        if exchange_ts(truth.day, t.t) < until
+    }
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        rows = conn.execute(
+            "SELECT symbol, cum_volume, price, qty, ts FROM trades "
+            "WHERE trading_day = %s AND ts < %s",
+            (truth.day, until),
+        ).fetchall()
+        dup = conn.execute(
+            "SELECT count(*) - count(DISTINCT (symbol, trading_day, cum_volume)) FROM trades"
+        ).fetchone()
+        books: dict[str, int] = dict(conn.execute(
+            "SELECT status, count(*) FROM gaps WHERE kind = 'book' GROUP BY status"
+        ).fetchall())  # fmt: skip
+        trade_gaps: dict[str, int] = dict(conn.execute(
+            "SELECT status, count(*) FROM gaps WHERE kind = 'trades' GROUP BY status"
+        ).fetchall())  # fmt: skip
+    stored = {(s, int(c)): (int(p), int(q), ts) for s, c, p, q, ts in rows}
+    return {
+        "trades_expected": len(expected),
+        "trades_missing_final": len(set(expected) - set(stored)),
+        "trades_unexpected_final": len(set(stored) - set(expected)),
+        "trades_mismatched_final": sum(
+            1 for k, v in stored.items() if k in expected and expected[k] != v
+        ),
+        "trades_duplicated_final": int(dup[0]) if dup else 0,
+        "books_unrecoverable": int(books.get("unrecoverable", 0)),
+        **{f"trade_gaps_{st}": int(n) for st, n in sorted(trade_gaps.items())},
+        "book_gaps_not_unrecoverable": sum(
+            int(n) for st, n in books.items() if st != "unrecoverable"
+        ),
     }

@@ -129,11 +129,15 @@ def resolve_gaps(
     now: datetime,
     broker: str | None = None,
     skew: timedelta = DEFAULT_SKEW,
+    ledger_bounds: tuple[datetime, datetime] | None = None,
 ) -> list[Resolved]:
-    """Resolve every covered gap of ``trading_day`` (see the module docstring); the list."""
+    """Resolve every covered gap of ``trading_day`` (see the module docstring); the list.
+
+    ``ledger_bounds``: the span of gap starts to consider instead of the day's midnights
+    (a drill whose collector stamps the wall clock while its market plays another day)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    day_start, day_end = day_bounds(trading_day)
+    day_start, day_end = ledger_bounds or day_bounds(trading_day)
     params = {
         "day": trading_day,
         "day_start": day_start,
@@ -165,7 +169,12 @@ def resolve_covered_gaps(
     now: datetime,
     broker: str | None = None,
     skew: timedelta = DEFAULT_SKEW,
+    ledger_bounds: tuple[datetime, datetime] | None = None,
 ) -> int:
     """How many open trades gaps of ``trading_day`` the stored tape proves covered, now
     resolved (``filled`` / ``no_trades``). Runs in the caller's transaction."""
-    return len(resolve_gaps(conn, trading_day, now=now, broker=broker, skew=skew))
+    return len(
+        resolve_gaps(
+            conn, trading_day, now=now, broker=broker, skew=skew, ledger_bounds=ledger_bounds
+        )
+    )
