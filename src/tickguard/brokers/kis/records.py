@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
+from tickguard.brokers import MAX_NUMBER
 from tickguard.brokers.kis.wire import CCLD_DVSN_BUY, CCLD_DVSN_SELL, Asp, Cnt
 from tickguard.errors import DecodeError
 from tickguard.models import BOOK_DEPTH, KST, BookSnapshot, Broker, Level, Side, Trade
@@ -91,9 +92,12 @@ class KstTimes:
 
 def _int(fields: Sequence[str], index: int, name: str) -> int:
     try:
-        return int(fields[index])
+        value = int(fields[index])
     except ValueError:
         raise DecodeError("bad_number", f"{name}={fields[index][:32]!r}") from None
+    if not 0 <= value <= MAX_NUMBER:
+        raise DecodeError("bad_number", f"{name}={fields[index][:32]!r}")
+    return value
 
 
 def _symbol(symbol: str) -> str:
@@ -117,10 +121,10 @@ def parse_h0stcnt0_record(
         cum_volume = int(fields[start + _C_CUM])
     except ValueError:
         raise DecodeError("bad_number", "STCK_PRPR, CNTG_VOL or ACML_VOL") from None
-    if price <= 0:
-        raise DecodeError("bad_price", f"STCK_PRPR={price}")
-    if qty < 0 or cum_volume < 0:
-        raise DecodeError("bad_number", f"CNTG_VOL={qty} ACML_VOL={cum_volume}")
+    if not 0 < price <= MAX_NUMBER:
+        raise DecodeError("bad_price", f"STCK_PRPR={price}"[:64])
+    if not (0 <= qty <= MAX_NUMBER and 0 <= cum_volume <= MAX_NUMBER):
+        raise DecodeError("bad_number", f"CNTG_VOL={qty} ACML_VOL={cum_volume}"[:64])
     trading_day, ts = times.stamp(fields[start + _C_DATE], fields[start + _C_HOUR])
     symbol = fields[start + _C_SYMBOL]
     if not (symbol.isascii() and symbol.isalnum()) or len(symbol) > 12:  # inline: hot path
@@ -143,10 +147,13 @@ def _levels(fields: Sequence[str], price_at: int, qty_at: int) -> tuple[Level, .
     levels: list[Level] = []
     for n in range(BOOK_DEPTH):
         price = int(fields[price_at + n])
-        if price < 0:
-            raise DecodeError("bad_price", f"level {n + 1} price={price}")
+        if not 0 <= price <= MAX_NUMBER:
+            raise DecodeError("bad_price", f"level {n + 1} price={price}"[:64])
         if price:
-            levels.append((price, int(fields[qty_at + n])))
+            qty = int(fields[qty_at + n])
+            if not 0 <= qty <= MAX_NUMBER:
+                raise DecodeError("bad_number", f"level {n + 1} quantity={qty}"[:64])
+            levels.append((price, qty))
     return tuple(levels)
 
 

@@ -44,7 +44,8 @@ _PARSERS: dict[str, _Parser] = {wire.TYPE_TRADE: wire.parse_trade, wire.TYPE_BOO
 
 
 def _text_of(raw: str | bytes) -> str:
-    return raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
+    """The received text; undecodable bytes stay as ``\\xNN`` escapes (kept, not replaced)."""
+    return raw if isinstance(raw, str) else raw.decode("utf-8", errors="backslashreplace")
 
 
 def _return_code(message: Mapping[str, object]) -> str:

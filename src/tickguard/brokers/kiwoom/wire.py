@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
 
+from tickguard.brokers import MAX_NUMBER
 from tickguard.errors import DecodeError
 from tickguard.models import BOOK_DEPTH, KST, BookSnapshot, Broker, Level, Side, Trade
 
@@ -72,9 +73,20 @@ def _int(values: Mapping[str, object], fid: str) -> int:
     if not raw:
         return 0
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise DecodeError("bad_field", f"FID {fid} is not an integer: {raw!r}") from None
+        raise DecodeError("bad_field", f"FID {fid} is not an integer: {raw[:32]!r}") from None
+    if not -MAX_NUMBER <= value <= MAX_NUMBER:
+        raise DecodeError("bad_field", f"FID {fid} is out of range: {raw[:32]!r}")
+    return value
+
+
+def _qty(values: Mapping[str, object], fid: str) -> int:
+    """A quantity FID: unsigned on the wire, so a sign is a corrupt value."""
+    value = _int(values, fid)
+    if value < 0:
+        raise DecodeError("bad_field", f"FID {fid} is a negative quantity: {value}")
+    return value
 
 
 def parse_hhmmss(raw: object, trading_day: date) -> datetime:
@@ -146,7 +158,7 @@ def _levels(values: Mapping[str, object], fids: Sequence[tuple[str, str]]) -> tu
     for price_fid, qty_fid in fids:
         price = abs(_int(values, price_fid))
         if price:
-            levels.append((price, _int(values, qty_fid)))
+            levels.append((price, _qty(values, qty_fid)))
     return tuple(levels)
 
 
@@ -173,8 +185,8 @@ def parse_book(
         ts=times.at(values.get(FID_BOOK_TIME)),
         asks=_levels(values, ASK_FIDS),
         bids=_levels(values, BID_FIDS),
-        total_ask_qty=_int(values, FID_TOTAL_ASK),
-        total_bid_qty=_int(values, FID_TOTAL_BID),
+        total_ask_qty=_qty(values, FID_TOTAL_ASK),
+        total_bid_qty=_qty(values, FID_TOTAL_BID),
         received_at=received_at,
     )
 
