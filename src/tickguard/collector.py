@@ -25,10 +25,12 @@ import redis.asyncio as aioredis
 from tickguard.brokers.base import Channel
 from tickguard.brokers.registry import REGISTRY
 from tickguard.metrics import CollectorSource, CountingSink, collector_port, serving
-from tickguard.models import Broker
+from tickguard.models import KST, Broker
 from tickguard.settings import Settings
 from tickguard.stream.backoff import Backoff
 from tickguard.stream.batcher import Batcher, BatcherStats, EventQueue, Sink
+from tickguard.stream.connection import FrameRecorder
+from tickguard.stream.journal import FrameJournal, JournaledSink, Tee, recover
 from tickguard.stream.keylock import KeyGuard
 from tickguard.stream.planner import SessionPlan, plan_subscriptions
 from tickguard.stream.recorder import RawRecorder, RecorderStats
@@ -89,6 +91,7 @@ async def run_collector(
     channels: Sequence[Channel] = DEFAULT_CHANNELS,
     lock_redis: aioredis.Redis | None = None,
     record_dir: Path | None = None,
+    journal_dir: Path | None = None,
     in_session: Callable[[], bool] | None = None,
     trading_day: date | None = None,
     stop_at: datetime | None = None,
@@ -99,37 +102,52 @@ async def run_collector(
     """Collect ``symbols`` from ``broker`` into ``sink`` until stopped; return the figures.
 
     ``lock_redis`` guards app keys across processes (None: this process only);
-    ``record_dir`` enables the raw recorder; ``on_started`` receives the supervisors (the
-    drill and the metrics layer read their live stats).
+    ``record_dir`` enables the raw recorder; ``journal_dir`` the receive journal (what was
+    read survives a SIGKILL and is replayed by the next run: :mod:`tickguard.stream.journal`);
+    ``on_started`` receives the supervisors (the drill and the metrics layer read their live
+    stats).
     """
     plans = make_plan(settings, broker, symbols, channels)
     report = CollectorReport(broker=broker.value, started_at=datetime.now(UTC))
     queue = EventQueue(settings.stream.queue_max_events)
-    counting = CountingSink(sink)  # per-batch counts for the metrics endpoint
+    journals = [
+        FrameJournal(journal_dir, f"{broker.value}-{p.key_name}") for p in plans if journal_dir
+    ]
+    # per-batch counts for the metrics endpoint; the journals learn what the sink holds
+    counting = CountingSink(JournaledSink(sink, journals) if journals else sink)
     batcher = Batcher(queue, counting, settings.stream)
     guard = KeyGuard(lock_redis, settings.sink.stream_prefix)
     recorders = [_recorder(record_dir, settings, broker, p) for p in plans]
+    taps = [_tap(rec, journals[i] if journals else None) for i, rec in enumerate(recorders)]
     own_http = http is None
     client = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
     supervisors = [
         Supervisor(
             REGISTRY[broker], settings, plan, http=client, queue=queue, key_guard=guard,
-            recorder=rec, in_session=in_session, trading_day=trading_day,
+            recorder=tap, in_session=in_session, trading_day=trading_day,
             backoff=Backoff.from_settings(settings.stream, rng),
         )
-        for plan, rec in zip(plans, recorders, strict=True)
+        for plan, tap in zip(plans, taps, strict=True)
     ]  # fmt: skip
     log.info("collector %s: %d symbols in %d sessions", broker.value, len(set(symbols)), len(plans))
     if on_started is not None:
         on_started(supervisors)
     metrics = settings.metrics
     source = CollectorSource(broker, supervisors, queue, counting)
+    clean = False
     try:
+        day = trading_day or datetime.now(KST).date()
+        for journal, supervisor in zip(journals, supervisors, strict=False):
+            # an earlier process on this app key died with frames it had read: replay them
+            await recover(journal, supervisor.gaps, sink, REGISTRY[broker], settings, day)
         with serving(
             metrics.host, collector_port(metrics, broker), source, enabled=metrics.enabled
         ):
             await _run(supervisors, batcher, stop_event, stop_at)
+        clean = True
     finally:
+        for journal in journals:
+            journal.close(clean=clean)
         for rec in recorders:
             if rec is not None:
                 rec.close()
@@ -150,6 +168,13 @@ def _recorder(
     if record_dir is None:
         return None
     return RawRecorder(record_dir, settings.stream, label=f"{broker.value}-{plan.key_name}")
+
+
+def _tap(recorder: RawRecorder | None, journal: FrameJournal | None) -> FrameRecorder | None:
+    """What the connection hands every frame to: recorder, journal, both or nothing."""
+    if recorder is not None and journal is not None:
+        return Tee(recorder, journal)
+    return recorder or journal
 
 
 async def _run(

@@ -132,7 +132,8 @@ async def _collect(
             try:
                 report = await run_collector(
                     settings, broker, symbols, sink=sink, stop_event=stop, lock_redis=redis,
-                    record_dir=settings.data_dir / "raw", in_session=in_phase,
+                    record_dir=settings.data_dir / "raw", journal_dir=settings.data_dir / "journal",
+                    in_session=in_phase,
                     trading_day=window.day, stop_at=window.end, on_started=on_started,
                 )  # fmt: skip
             finally:
