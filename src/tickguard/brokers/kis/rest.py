@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from tickguard.brokers import MAX_NUMBER
 from tickguard.errors import AuthError, DecodeError, ProtocolError, RateLimitedError
 from tickguard.models import KST
 from tickguard.settings import AppCredential, KisSettings
@@ -186,9 +187,12 @@ def _int(row: dict[str, Any], *names: str) -> int:
         value = row.get(name)
         if value not in (None, ""):
             try:
-                return abs(int(str(value)))
+                number = abs(int(str(value)))
             except ValueError as exc:
-                raise DecodeError("kis_rest_number", f"{name}={value!r}") from exc
+                raise DecodeError("kis_rest_number", f"{name}={str(value)[:32]!r}") from exc
+            if number > MAX_NUMBER:
+                raise DecodeError("kis_rest_number", f"{name}={str(value)[:32]!r} out of range")
+            return number
     raise DecodeError("kis_rest_field_missing", "/".join(names))
 
 

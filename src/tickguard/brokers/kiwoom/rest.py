@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from tickguard.brokers import MAX_NUMBER
 from tickguard.errors import (
     AuthError,
     DecodeError,
@@ -235,9 +236,12 @@ def _num(row: Mapping[str, Any], name: str) -> int:
     """Kiwoom numbers are strings, prices sign-prefixed against the previous close."""
     raw = row.get(name)
     try:
-        return abs(int(str(raw)))
+        number = abs(int(str(raw)))
     except ValueError:
-        raise DecodeError("kiwoom_chart_number", f"{name}={raw!r}") from None
+        raise DecodeError("kiwoom_chart_number", f"{name}={str(raw)[:32]!r}") from None
+    if number > MAX_NUMBER:
+        raise DecodeError("kiwoom_chart_number", f"{name}={str(raw)[:32]!r} out of range")
+    return number
 
 
 def _chart_rows(body: Mapping[str, Any], list_name: str) -> list[Mapping[str, Any]]:
