@@ -15,6 +15,7 @@ before it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -63,8 +64,10 @@ class RawRecorder:
         self._packer = msgpack.Packer(use_bin_type=True)
 
     def record(self, sent: bool, at: datetime, raw: str | bytes) -> None:
-        """Append one frame; never raises."""
+        """Append one frame (a sent one without its credentials); never raises."""
         try:
+            if sent:
+                raw = redact_sent(raw)
             self._write(self._packer.pack([sent, _epoch_ns(at), raw]))
         except (OSError, zstandard.ZstdError, ValueError) as exc:
             self.stats.write_errors += 1
@@ -133,6 +136,36 @@ class RawRecorder:
                 path.unlink(missing_ok=True)
                 total -= sizes[path]
                 self.stats.files_deleted += 1
+
+
+SECRET_FIELDS = frozenset({"approval_key", "token", "appkey", "appsecret", "secretkey"})
+"""JSON members of a sent frame that hold a credential (KIS subscriptions carry the approval
+key in their header, Kiwoom's LOGIN the access token)."""
+REDACTED = "<redacted>"
+
+
+def redact_sent(raw: str | bytes) -> str | bytes:
+    """A sent frame with every credential member replaced by :data:`REDACTED`.
+
+    Recordings are evidence people share and turn into fixtures: they keep what was asked
+    for, never the key it was asked with. A sent frame that names a credential but is not
+    JSON is dropped whole (it may hold anything)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if not any(name in text for name in SECRET_FIELDS):
+        return raw
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return REDACTED
+    return json.dumps(_scrub(doc), ensure_ascii=False)
+
+
+def _scrub(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        return {k: REDACTED if k in SECRET_FIELDS else _scrub(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_scrub(v) for v in doc]
+    return doc
 
 
 def _epoch_ns(at: datetime) -> int:
