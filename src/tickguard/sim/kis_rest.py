@@ -98,6 +98,11 @@ class KisAuthority:
     def app_key_for(self, approval_key: str) -> str | None:
         return self._approvals.get(approval_key)
 
+    def issued_secrets(self) -> list[str]:
+        """Every access token and approval key handed out (still remembered): what a
+        secrets audit searches the logs, artifacts and stores for."""
+        return [tok.value for tok in self._tokens.values()] + list(self._approvals)
+
     def token(self, app_key: str) -> dict[str, Any] | None:
         """The tokenP answer for ``app_key``, or None when it asks again too soon."""
         now = self._now()

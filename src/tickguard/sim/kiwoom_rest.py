@@ -89,6 +89,10 @@ class KiwoomAuthority:
         self.tokens_issued += 1
         return token, datetime.fromtimestamp(int(expires), KST)
 
+    def issued_secrets(self) -> list[str]:
+        """Every access token handed out: what a secrets audit searches for."""
+        return list(self._tokens)
+
     def app_key_for(self, token: str) -> str | None:
         """The app key behind a live token (the websocket LOGIN checks it too)."""
         found = self._tokens.get(token)
