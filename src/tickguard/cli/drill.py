@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any
 
@@ -175,17 +176,20 @@ def run_set(
     speed: float,
     seed: int = 0,
     slot_hold_s: float | None = None,
+    scenarios: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Every named scenario on each of its brokers, one after the other, on one trading day;
-    one row each (a scenario that raises is a FAIL row carrying its error)."""
+    one row each (a scenario that raises is a FAIL row carrying its error). ``scenarios``:
+    where the names are looked up (default: the registered set)."""
     from tickguard.drill.runner import DrillOptions, current_or_next_trading_day
     from tickguard.drill.scenarios import SCENARIOS, verdict
     from tickguard.models import Broker
 
     the_day = day or current_or_next_trading_day()
+    known = SCENARIOS if scenarios is None else scenarios
     rows: list[dict[str, Any]] = []
     for name in names:
-        sc = SCENARIOS[name]
+        sc = known[name]
         for broker in sc.brokers:
             opts = DrillOptions(
                 sc, Broker(broker), symbols, minutes, speed, seed, slot_hold_s, the_day
