@@ -298,7 +298,7 @@ async def _session(
                 if time.time() + knobs.kill_after_s > end.timestamp():
                     log.warning("kill drill: no time left in the session for kill %d", i + 1)
                     break
-                kill = await _kill(run, precise)
+                kill = await _kill(client, run, precise)
                 kills.append(kill)
                 column = "received_at" if target == "collector" else "stored_at"
                 run = await until(lambda: _running(client, name, seen), RESTART_TIMEOUT_S,
@@ -332,17 +332,29 @@ async def _running(client: Any, deployment: str, seen: set[str]) -> Any:
     return None
 
 
-async def _kill(run: Any, precise: bool) -> Kill:
+async def _kill(client: Any, run: Any, precise: bool) -> Kill:
     """SIGKILL the run's process; ``precise``: it kills itself after a commit — wait for it."""
     pid = pid_of(run)
     assert pid is not None
     if precise:
         await until(lambda: _gone(pid), RESTART_TIMEOUT_S, "persist to kill itself after commit")
-        return Kill(time.time(), str(run.id))
+        return Kill(await _crashed_at(client, run), str(run.id))
     at = time.time()
     os.kill(pid, signal.SIGKILL)
     log.warning("kill drill: SIGKILL %s (pid %d)", run.name, pid)
     return Kill(at, str(run.id))
+
+
+async def _crashed_at(client: Any, run: Any) -> float:
+    """When the worker saw the self-killed run end (its Crashed state), else now: the drill
+    notices the death only when it looks, possibly later."""
+    seen = time.time()
+    for _ in range(40):
+        state = (await client.read_flow_run(run.id)).state
+        if state is not None and state.is_final():
+            return min(seen, float(state.timestamp.timestamp()))
+        await asyncio.sleep(0.25)
+    return seen
 
 
 async def _gone(pid: int) -> bool:
