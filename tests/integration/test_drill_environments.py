@@ -8,6 +8,7 @@ PostgreSQL are only read from (the redis-outage drill keeps using the configured
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -18,12 +19,16 @@ import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from sqlalchemy.engine import make_url
 
-from tickguard.drill.environments import postgres_outage, redis_outage, slow_sink
+from tickguard.drill.env_api import Disruption
+from tickguard.drill.environments import postgres_outage, redis_outage
 from tickguard.drill.private import private_valkey
-from tickguard.drill.runner import DrillOptions
-from tickguard.drill.scenarios import Scenario
+from tickguard.drill.proxy import SlowProxy, Throttle
+from tickguard.drill.runner import DrillOptions, run_drill
+from tickguard.drill.scenarios import Scenario, scenario, verdict
 from tickguard.drill.watch import StreamWatch
+from tickguard.settings import Settings
 from tickguard.store.migrate import libpq_url
 
 pytestmark = pytest.mark.slow
@@ -69,6 +74,7 @@ async def _until(predicate: Callable[[], bool], timeout_s: float = 15.0) -> floa
 
 async def test_redis_outage_stops_the_private_server_and_keeps_its_stream() -> None:
     async with redis_outage(PG_ADMIN_URL, REDIS_URL, _opts(outage_at_min=0.5, outage_min=2)) as env:
+        assert isinstance(env, Disruption)  # the runner's seam (env_api)
         assert env.redis_url != REDIS_URL and env.admin_url == PG_ADMIN_URL
         client = redis.Redis.from_url(env.redis_url)
         client.xadd("drilltest:events", {b"b": b"x"})
@@ -100,24 +106,21 @@ async def test_postgres_outage_is_cancelled_into_a_running_server() -> None:
     assert not _pg_up(env.admin_url)  # removed at exit
 
 
-async def test_slow_sink_proxy_adds_latency_and_caps_bandwidth_only_in_its_window() -> None:
-    opts = _opts(slow_at_min=0, slow_min=2.5, slow_latency_ms=150, slow_kib_per_s=128)
+def test_proxy_adds_latency_and_caps_bandwidth_only_while_slow() -> None:
+    url = make_url(PG_ADMIN_URL)
     big = "SELECT repeat('x', 131072)"
-    async with slow_sink(PG_ADMIN_URL, REDIS_URL, opts) as env:
-        with psycopg.connect(libpq_url(env.admin_url)) as conn:
+    with SlowProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+        with psycopg.connect(libpq_url(proxied)) as conn:
             conn.execute("SELECT 1")
-            start = time.time()
-            during = asyncio.create_task(env.during(start, start + 60))
-            await asyncio.sleep(0.1)
-            slow = await asyncio.to_thread(_timed, conn, "SELECT 1")
-            slow_big = await asyncio.to_thread(_timed, conn, big)
-            await during
-            fast = await asyncio.to_thread(_timed, conn, "SELECT 1")
-            fast_big = await asyncio.to_thread(_timed, conn, big)
-        report = env.report()
-    assert slow >= 0.3 and fast < 0.1  # 150 ms each way while slow
+            fast, fast_big = _timed(conn, "SELECT 1"), _timed(conn, big)
+            proxy.slow(Throttle(latency_s=0.15, bytes_per_s=128 * 1024))
+            slow, slow_big = _timed(conn, "SELECT 1"), _timed(conn, big)
+            proxy.fast()
+            after = _timed(conn, "SELECT 1")
+    assert slow >= 0.3 and fast < 0.1 and after < 0.1  # 150 ms each way while slow
     assert slow_big >= 1.0 and fast_big < 0.2  # 128 KiB at 128 KiB/s while slow
-    assert 2.4 <= report["slow_s"] <= 3.5 and report["proxy_slowed_chunks"] > 0
+    assert proxy.counters.slowed_chunks >= 4 and proxy.counters.connections == 1
 
 
 def _timed(conn: psycopg.Connection[Any], sql: str) -> float:
@@ -151,3 +154,36 @@ def test_watch_measures_lag_catch_up_and_refuses_a_trim_past_pending() -> None:
     assert watch.trimmed_unpersisted == 1
     report = watch.report("persist")
     assert report["persist_catch_up_s"] is not None and report["persist_catch_up_s"] < 0.3
+
+
+# -- the scenarios end to end, tiny: the disruption shortened to fit a few-second session --
+
+
+async def _scenario_drill(name: str, **extra: float) -> dict[str, Any]:
+    sc = dataclasses.replace(scenario(name), extra={**scenario(name).extra, **extra})
+    opts = DrillOptions(sc, symbols=1, minutes=3.0, speed=SPEED)
+    report = await run_drill(Settings(), opts, admin_url=PG_ADMIN_URL, redis_url=REDIS_URL)
+    assert verdict(sc, report) == [], report
+    assert report["persist_caught_up"] is True and report["unpersisted_trimmed"] == 0
+    assert report["trades_stored"] > 0
+    return report
+
+
+async def test_redis_outage_drill_spools_replays_and_loses_nothing() -> None:
+    report = await _scenario_drill("redis-outage", outage_at_min=0.8, outage_min=1.2)
+    assert report["outage_server"] == "redis" and report["outage_s"] >= 1.1
+    assert report["spool_peak_bytes"] > 0 and report["spool_drain_s"] is not None
+    assert report["persist_catch_up_s"] is not None
+
+
+async def test_postgres_outage_drill_holds_the_stream_and_catches_up() -> None:
+    report = await _scenario_drill("postgres-outage", outage_at_min=0.8, outage_min=1.2)
+    assert report["outage_server"] == "postgres" and report["outage_s"] >= 1.1
+    assert report["persist_lag_peak_s"] >= 1.0  # nothing stored while PostgreSQL was away
+    assert report["persist_catch_up_s"] is not None and report["spool_peak_bytes"] == 0
+
+
+async def test_slow_sink_drill_lags_within_bounds_and_loses_nothing() -> None:
+    report = await _scenario_drill("slow-sink", slow_at_min=0.5, slow_min=1.5)
+    assert report["slow_s"] >= 1.4 and report["proxy_slowed_chunks"] > 0
+    assert report["persist_lag_peak_s"] > 0.2 and report["persist_catch_up_s"] is not None

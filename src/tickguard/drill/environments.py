@@ -3,9 +3,9 @@
 
 A scenario names one with ``environment = "tickguard.drill.environments:<factory>"``. The
 runner enters ``factory(admin_url, redis_url, opts)`` around the drill and gets a
-:class:`Disruption`: the servers the drill must use instead of the configured ones, a
-``during()`` coroutine run alongside the session (cancelled at its end if still running),
-and ``report()`` keys added to the drill's report.
+:class:`~tickguard.drill.env_api.Disruption`: the servers the drill must use instead of the
+configured ones, a ``during()`` coroutine run alongside the session (cancelled at its end
+if still running), and ``report()`` keys added to the drill's report.
 
 Every environment runs the drill against a Valkey of its own (:mod:`tickguard.drill.private`):
 the shared Redis is never stopped, and a private one holds exactly one stream, so the
@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
@@ -43,17 +43,6 @@ if TYPE_CHECKING:
     from tickguard.drill.runner import DrillOptions
 
 log = logging.getLogger(__name__)
-
-
-class Disruption(Protocol):
-    """What an environment hands the drill runner."""
-
-    admin_url: str
-    redis_url: str
-
-    async def during(self, session_start_epoch: float, stop_at_epoch: float) -> None: ...
-
-    def report(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
