@@ -139,6 +139,25 @@ Event = Trade | BookSnapshot
 
 
 @dataclass(frozen=True, slots=True)
+class HaltSignal:
+    """The feed says a symbol stopped trading (``halted``) or trades again, as of ``at``.
+
+    Codecs emit one on each change they see (KIS ``TRHT_YN``/``HOUR_CLS_CODE``, Kiwoom
+    ``1h``); persist turns them into ``halts`` rows, which the completeness grid honours.
+    """
+
+    broker: Broker
+    symbol: str
+    at: datetime
+    """Exchange time of the record that carried the flag (tz-aware)."""
+    halted: bool
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _require_aware("at", self.at)
+
+
+@dataclass(frozen=True, slots=True)
 class QuarantineRecord:
     """A frame (or record) that could not be decoded, kept raw with the reason."""
 
@@ -161,6 +180,13 @@ class Batch:
     books: list[BookSnapshot] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     quarantined: list[QuarantineRecord] = field(default_factory=list)
+    halts: list[HaltSignal] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.trades) + len(self.books) + len(self.gaps) + len(self.quarantined)
+        return (
+            len(self.trades)
+            + len(self.books)
+            + len(self.gaps)
+            + len(self.quarantined)
+            + len(self.halts)
+        )

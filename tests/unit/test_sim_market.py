@@ -131,11 +131,12 @@ def test_activity_bursts_after_the_open_and_before_the_close() -> None:
     assert first > 3 * midday and last > 1.5 * midday
 
 
-def test_a_halted_symbol_is_silent_for_its_window() -> None:
+def test_a_halted_symbol_stops_trading_for_its_window_its_books_flagged() -> None:
     halt = HaltWindow("069500", time(10, 0), time(10, 30))
     m = market(n=3, halts=(halt,))
     tape = list(itertools.takewhile(lambda e: e.t < 11 * 3600, m.symbol_tape("069500")))
-    assert not [e for e in tape if 10 * 3600 <= e.t < 10.5 * 3600]
+    inside = [e for e in tape if 10 * 3600 <= e.t < 10.5 * 3600]
+    assert inside and all(isinstance(e, GenBook) and e.phase == "halt" for e in inside)
     assert [e for e in tape if 10.5 * 3600 <= e.t < 11 * 3600]
     other = list(itertools.takewhile(lambda e: e.t < 11 * 3600, m.symbol_tape("000660")))
     assert [e for e in other if 10 * 3600 <= e.t < 10.5 * 3600]

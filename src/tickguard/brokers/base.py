@@ -23,7 +23,7 @@ from typing import Protocol
 
 import httpx
 
-from tickguard.models import BookSnapshot, Broker, Trade
+from tickguard.models import BookSnapshot, Broker, HaltSignal, Trade
 from tickguard.settings import AppCredential, Settings
 
 
@@ -90,6 +90,8 @@ class Decoded:
     acks: list[Ack] = field(default_factory=list)
     controls: list[Control] = field(default_factory=list)
     quarantined: list[Quarantine] = field(default_factory=list)
+    halts: list[HaltSignal] = field(default_factory=list)
+    """Halt/resume flags the frame carried (a change per symbol, see the codecs)."""
 
 
 class BrokerSession(Protocol):

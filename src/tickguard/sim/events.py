@@ -135,7 +135,7 @@ class GenBook:
     cum_volume: int
     prev_close: int
     phase: str
-    """"pre_open", "continuous" or "closing_auction"."""
+    """"pre_open", "continuous", "closing_auction" or "halt" (a halted symbol's book)."""
     expected_price: int = 0
     expected_qty: int = 0
 

@@ -8,13 +8,19 @@ CLI grammar (``--fault`` may be repeated)::
 
     flap:3-5                  drop every live connection without a close frame every 3–5 s
     flap:4                    ... every 4 s
+    flap:30x1                 ... once: the first connection is dropped 30 s after it opened
     silent:8                  all sessions silent (socket open, PINGPONG on) for 8 s, 5 s in
     silent:8@20/60            ... first after 20 s, then every 60 s
     malformed:0.01            1 % of data frames preceded by a malformed frame (nothing lost)
     malformed:0.01,corrupt    1 % of data frames mangled in place (their records are lost)
     grow:H0STASP0             every H0STASP0 record carries one extra trailing field
     grow:H0STCNT0@10x5        ... 10 s in, for 5 frames
-    halt:005930@10:00-10:30   symbol stops trading 10:00–10:30 session time
+    halt:005930@10:00-10:30   symbol stops trading 10:00–10:30 session time (its books go
+                              on, flagged as the broker flags a halt / VI)
+    withhold:005930@09:05-09:08        the symbol's trades 09:05–09:08 session time are
+                                       generated but never sent; the connection and every
+                                       other symbol (and its books) keep flowing
+    withhold:005930+000660@09:05:00-09:05:40   several symbols, times to the second
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class Flap:
 
     min_s: float
     max_s: float
+    times: int | None = None
+    """How many connections are dropped in all; None = every connection, forever."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +85,19 @@ class Halt:
     end: time
 
 
-FaultSpec = Flap | Silence | Malformed | Grow | Halt
+@dataclass(frozen=True, slots=True)
+class Withhold:
+    """Trades of ``symbols`` in [start, end) session time are generated, never sent.
+
+    Ticks lost inside a live connection: the ground truth records them as generated and
+    the fault with its symbols and span, so a judge knows they were never received."""
+
+    symbols: tuple[str, ...]
+    start: time
+    end: time
+
+
+FaultSpec = Flap | Silence | Malformed | Grow | Halt | Withhold
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +122,9 @@ class FaultSchedule:
     def grows(self) -> list[Grow]:
         return [f for f in self.faults if isinstance(f, Grow)]
 
+    def withholds(self) -> list[Withhold]:
+        return [f for f in self.faults if isinstance(f, Withhold)]
+
     def halts(self) -> tuple[HaltWindow, ...]:
         return tuple(
             HaltWindow(f.symbol, f.start, f.end) for f in self.faults if isinstance(f, Halt)
@@ -109,18 +132,21 @@ class FaultSchedule:
 
 
 _NUM = r"(\d+(?:\.\d+)?)"
-_FLAP = re.compile(rf"^{_NUM}(?:-{_NUM})?$")
+_FLAP = re.compile(rf"^{_NUM}(?:-{_NUM})?(?:x(\d+))?$")
 _SILENT = re.compile(rf"^{_NUM}(?:@{_NUM})?(?:/{_NUM})?$")
 _MALFORMED = re.compile(rf"^{_NUM}(?:,(inject|corrupt))?$")
 _GROW = re.compile(rf"^([A-Z0-9]+)(?:@{_NUM})?(?:x(\d+))?$")
 _HALT = re.compile(r"^([A-Z0-9]{6,7})@(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$")
+_CLOCK = r"(\d{1,2}:\d{2}(?::\d{2})?)"
+_WITHHOLD = re.compile(rf"^([A-Z0-9]{{6,7}}(?:\+[A-Z0-9]{{6,7}})*)@{_CLOCK}-{_CLOCK}$")
 
 
 def _hm(text: str) -> time:
-    hour, minute = (int(x) for x in text.split(":"))
-    if hour > 23 or minute > 59:
+    hour, minute, *rest = (int(x) for x in text.split(":"))
+    second = rest[0] if rest else 0
+    if hour > 23 or minute > 59 or second > 59:
         raise FaultSpecError(f"not a time of day: {text!r}")
-    return time(hour, minute)
+    return time(hour, minute, second)
 
 
 def _match(pattern: re.Pattern[str], args: str, spec: str) -> Sequence[str | None]:
@@ -139,12 +165,12 @@ def parse_fault(spec: str) -> FaultSpec:
 
 
 def _flap(args: str, spec: str) -> Flap:
-    lo, hi = _match(_FLAP, args, spec)
+    lo, hi, times = _match(_FLAP, args, spec)
     low = float(lo or 0)
     high = float(hi) if hi else low
-    if low <= 0 or high < low:
+    if low <= 0 or high < low or times == "0":
         raise FaultSpecError(f"flap interval must be positive and ordered: {spec!r}")
-    return Flap(low, high)
+    return Flap(low, high, int(times) if times else None)
 
 
 def _silent(args: str, spec: str) -> Silence:
@@ -180,14 +206,24 @@ def _halt(args: str, spec: str) -> Halt:
     return halt
 
 
+def _withhold(args: str, spec: str) -> Withhold:
+    symbols, start, end = _match(_WITHHOLD, args, spec)
+    held = Withhold(tuple(str(symbols).split("+")), _hm(str(start)), _hm(str(end)))
+    if held.end <= held.start:
+        raise FaultSpecError(f"withhold must end after it starts: {spec!r}")
+    return held
+
+
 _PARSERS: dict[str, Callable[[str, str], FaultSpec]] = {
     "flap": _flap,
     "silent": _silent,
     "malformed": _malformed,
     "grow": _grow,
     "halt": _halt,
+    "withhold": _withhold,
 }
 USAGE = (
-    "expected one of flap:MIN[-MAX], silent:SECONDS[@AFTER][/EVERY], malformed:RATE[,corrupt], "
-    "grow:TR_ID[@AFTER][xFRAMES], halt:SYMBOL@HH:MM-HH:MM"
+    "expected one of flap:MIN[-MAX][xTIMES], silent:SECONDS[@AFTER][/EVERY], "
+    "malformed:RATE[,corrupt], grow:TR_ID[@AFTER][xFRAMES], halt:SYMBOL@HH:MM-HH:MM, "
+    "withhold:SYMBOL[+SYMBOL…]@HH:MM[:SS]-HH:MM[:SS]"
 )

@@ -7,8 +7,10 @@ as frames of at most ``max_records`` records, grouped as the wire says (KIS: one
 (tr_id, symbol) per frame; Kiwoom: any mix of items and types in one REAL message), so
 bursts at the open and close and sweeps that share a timestamp travel together. Data faults
 of the shared menu are applied here: silence (per connection), malformed frames (a broken
-frame before a data frame, or a data frame mangled in place: its records are lost) and grown
-records (the broker added a field).
+frame before a data frame, or a data frame mangled in place: its records are lost), grown
+records (the broker added a field) and withheld trades (a symbol's trades for a window of
+session time generated but never sent, the connection and everything else flowing: ticks
+lost inside a live connection; recorded as a ``withhold`` fault with symbols and span).
 
 Each connection has its own frame queue and writer task, so a slow client only slows itself;
 one that falls more than ``max_pending`` frames behind is dropped (recorded as a
@@ -26,8 +28,8 @@ from typing import Protocol
 from websockets.exceptions import ConnectionClosed
 
 from tickguard.sim.clock import SimClock
-from tickguard.sim.faults import FaultSchedule, Grow
-from tickguard.sim.market import GenEvent, GenTrade
+from tickguard.sim.faults import FaultSchedule, Grow, Withhold
+from tickguard.sim.market import GenEvent, GenTrade, seconds_of
 from tickguard.sim.sessions import Conn, Queued, SessionTable, SimCounters
 from tickguard.sim.truth import TruthWriter
 
@@ -74,6 +76,12 @@ class Feed:
         self._rng = random.Random(faults.seed ^ wire.rng_salt)
         self._grown: dict[Grow, int] = {}
         self._grow_started: dict[Grow, float] = {}
+        self._withheld: dict[str, list[tuple[float, float, Withhold]]] = {}
+        for w in faults.withholds():
+            for symbol in w.symbols:
+                span = (seconds_of(w.start), seconds_of(w.end), w)
+                self._withheld.setdefault(symbol, []).append(span)
+        self._withheld_n: dict[Withhold, int] = {}
 
     async def pump(self, events: Iterator[GenEvent]) -> None:
         """Send the tape on the sim clock until the day ends."""
@@ -101,6 +109,8 @@ class Feed:
             self._truth.trade(ev.symbol, key, ev.price, ev.qty, side, ev.t, len(live))
             self._counters.trades_generated += 1
             self._counters.trades_missed_while_disconnected += not live
+            if ev.symbol in self._withheld and self._withhold(ev):
+                return
         else:
             key = ev.seq
             self._truth.book(ev.symbol, key, ev.t, len(live))
@@ -112,6 +122,13 @@ class Feed:
         for conn in live:
             if not conn.silenced:
                 conn.outbox.setdefault(group, []).append(queued)
+
+    def _withhold(self, ev: GenTrade) -> bool:
+        for start, end, spec in self._withheld[ev.symbol]:
+            if start <= ev.t < end:
+                self._withheld_n[spec] = self._withheld_n.get(spec, 0) + 1
+                return True
+        return False
 
     def _flush(self) -> None:
         """Move queued records into each connection's frame queue (never blocks the pump)."""
@@ -223,7 +240,13 @@ class Feed:
         return True
 
     def close(self) -> None:
-        """Record grow faults (one row per spec: first grown frame → now)."""
+        """Record grow faults (one row per spec: first grown frame → now) and withheld
+        trades (one row per spec: its span on the sim clock, symbols, trades withheld)."""
         for g, n in self._grown.items():
             self._truth.fault("grow", None, self._grow_started[g], time.time(),
                               tr_id=g.tr_id, frames=n)  # fmt: skip
+        for w in self._faults.withholds():
+            s, e = seconds_of(w.start), seconds_of(w.end)
+            self._truth.fault("withhold", None, self._clock.epoch_at(s), self._clock.epoch_at(e),
+                              symbols=list(w.symbols), sim_start=s, sim_end=e,
+                              trades=self._withheld_n.get(w, 0))  # fmt: skip

@@ -62,7 +62,8 @@ def trade_record(tr: GenTrade) -> str:
     )
 
 
-_HOUR_CLS = {"continuous": "0", "pre_open": "B", "closing_auction": "A"}
+_HOUR_CLS = {"continuous": "0", "pre_open": "B", "closing_auction": "A", "halt": "C"}
+"""HOUR_CLS_CODE (§1.7.2): a halted symbol's book goes out as C (9시이후 예상가·VI발동)."""
 
 
 _LADDERS: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = {}

@@ -13,7 +13,7 @@ import json
 import random
 from collections.abc import Hashable
 
-from tickguard.sim.kiwoom_frames import book_entry, dumps, trade_entry
+from tickguard.sim.kiwoom_frames import book_entry, dumps, trade_entry, vi_entry
 from tickguard.sim.market import GenEvent, GenTrade
 
 TYPE_TRADE, TYPE_BOOK = "0B", "0D"
@@ -34,7 +34,11 @@ class KiwoomWire:
     rng_salt = 0x4B57
 
     def encode(self, ev: GenEvent) -> str:
-        return dumps(trade_entry(ev) if isinstance(ev, GenTrade) else book_entry(ev))
+        if isinstance(ev, GenTrade):
+            return dumps(trade_entry(ev))
+        if ev.phase == "halt":  # a halted symbol: its book and the VI flag travel together
+            return dumps(book_entry(ev)) + "," + dumps(vi_entry(ev))
+        return dumps(book_entry(ev))
 
     def group(self, channel: str, symbol: str) -> Hashable:
         return REAL  # one REAL message carries several items and types
@@ -60,6 +64,6 @@ class KiwoomWire:
             return real_frame([record])[: rng.randrange(5, 40)], variant
         if variant == "not_json":
             return f"REAL {channel} " + record[:30], variant
-        broken = json.loads(record)
+        broken = json.loads(real_frame([record]))["data"][0]  # a record may hold two entries
         broken["values"] = {"20": "9X9X9X", "10": "abc"}
         return real_frame([dumps(broken)]), variant

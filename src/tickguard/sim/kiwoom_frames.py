@@ -123,6 +123,15 @@ def book_entry(book: GenBook) -> dict[str, Any]:
     return {"type": "0D", "name": "주식호가잔량", "item": book.symbol, "values": values}
 
 
+def vi_entry(book: GenBook) -> dict[str, Any]:
+    """A REAL ``1h`` VI발동 entry for a halted symbol's book (§2.6.3): 1223 the time, 1224
+    (release time) blank while it holds; the other FIDs the market does not model go blank.
+    Sent with the symbol's ``0D`` (whether Kiwoom needs a ``1h`` REG is UNCONFIRMED)."""
+    values = dict.fromkeys(("9001", "302", "9068", "1221", "1223", "1224", "1225"), "")
+    values.update({"9001": book.symbol, "9068": "1", "1223": hhmmss(book.t)})
+    return {"type": "1h", "name": "VI발동/해제", "item": book.symbol, "values": values}
+
+
 def real_message(entries: Sequence[dict[str, Any]]) -> str:
     return dumps({"trnm": "REAL", "data": list(entries)})
 

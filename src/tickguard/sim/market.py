@@ -14,7 +14,8 @@ orders) yields several prints with the same ``t``: those always travel in one fr
 Session shape (KRX regular session, §3.1 of the protocol reference): books from the opening
 auction at 08:30, the opening auction print at 09:00:00, continuous trading until 15:20, the
 closing auction (books only) and its print at 15:30:00. Activity is U-shaped: bursts after the
-open and before the close. Halts remove a symbol's events for a window of session time.
+open and before the close. A halt stops a symbol's trades for a window of session time; its
+books keep coming, flagged with phase ``"halt"`` (the wire's halt / VI flag).
 The vocabulary (config, profiles, events) lives in :mod:`tickguard.sim.events`, re-exported here.
 """
 
@@ -221,8 +222,11 @@ class _SymbolDay:
                 return
             resume = self._halted_until(t)
             if resume is not None:
-                next_order = resume + self._wait(self.p.orders_per_min, resume)
-                next_book = resume + self._wait(self.p.books_per_min, resume)
+                if next_order <= next_book:  # no trading until the halt ends
+                    next_order = resume + self._wait(self.p.orders_per_min, resume)
+                else:  # the book stays visible, flagged (how a feed shows a halt / VI)
+                    yield self._gen_book(t, "halt")
+                    next_book = t + self._wait(self.p.books_per_min, t, bursty=False)
                 continue
             if next_order <= next_book:
                 yield from self._order(t)

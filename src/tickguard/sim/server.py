@@ -251,7 +251,7 @@ class SimServer(abc.ABC, Generic[C]):
         self.truth.session_event(conn.id, "open", path=path)
         self.spawn_for(conn, self.feed.writer(conn))
         flap = self.config.faults.flap()
-        if flap is not None:
+        if flap is not None and (flap.times is None or conn.id <= flap.times):
             self.spawn_for(conn, self._flap(conn, flap))
         reason = "closed by client"
         try:

@@ -4,7 +4,8 @@ Why columnar msgpack: a batch is ~2000 rows of the same few fields, so one list 
 packs tight (small ints stay 1–5 bytes, no repeated field names) and both directions are a
 handful of list comprehensions instead of one dict per row. Layout (msgpack array)::
 
-    [VERSION, trades, books, gaps, quarantined]
+    [VERSION, trades, books, gaps, quarantined]            (no halt signals)
+    [VERSION, trades, books, gaps, quarantined, halts]     (with halt signals)
 
 where each part is ``[]`` when empty, else a list of equally long columns in the order of
 the ``*_COLUMNS`` tuples below. Timestamps are int microseconds since the epoch (UTC) and
@@ -29,6 +30,7 @@ from tickguard.models import (
     Gap,
     GapKind,
     GapStatus,
+    HaltSignal,
     QuarantineRecord,
     Side,
     Source,
@@ -49,6 +51,9 @@ GAP_COLUMNS: Final = (
     "rows_filled", "id", "detail",
 )  # fmt: skip
 QUARANTINE_COLUMNS: Final = ("broker", "received_at", "reason", "raw", "detail")
+HALT_COLUMNS: Final = ("broker", "symbol", "at", "halted", "reason")
+"""The optional sixth part: an entry without halts keeps the five-part layout, so entries
+written before halts existed still decode (same version)."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
@@ -154,15 +159,27 @@ def _quarantine_columns(rows: Sequence[QuarantineRecord]) -> list[list[Any]]:
     ]
 
 
+def _halt_columns(rows: Sequence[HaltSignal]) -> list[list[Any]]:
+    return [
+        [r.broker.value for r in rows],
+        [r.symbol for r in rows],
+        [_us(r.at) for r in rows],
+        [r.halted for r in rows],
+        [r.reason for r in rows],
+    ]
+
+
 def encode_batch(batch: Batch) -> bytes:
     """Pack ``batch`` into one stream entry value."""
-    doc = [
+    doc: list[Any] = [
         VERSION,
         _trade_columns(batch.trades),
         _book_columns(batch.books),
         _gap_columns(batch.gaps),
         _quarantine_columns(batch.quarantined),
     ]
+    if batch.halts:
+        doc.append(_halt_columns(batch.halts))
     try:
         return msgpack.packb(doc, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -285,13 +302,17 @@ def _quarantine(b: str, recv: int, reason: str, raw: str, detail: str) -> Quaran
     return QuarantineRecord(_BROKERS[b], _dt(recv), reason, raw, detail)
 
 
+def _halt(b: str, sym: str, at: int, halted: bool, reason: str) -> HaltSignal:
+    return HaltSignal(_BROKERS[b], sym, _dt(at), bool(halted), reason)
+
+
 def decode_batch(data: bytes) -> Batch:
     """Unpack one stream entry value; anything else raises :class:`DecodeError`."""
     try:
         doc = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
         raise DecodeError("bad_msgpack", type(exc).__name__) from exc
-    if not isinstance(doc, list) or len(doc) != 5:
+    if not isinstance(doc, list) or len(doc) not in (5, 6):
         raise DecodeError("bad_layout", f"top level is {type(doc).__name__}")
     if doc[0] != VERSION:
         raise DecodeError("unknown_version", repr(doc[0])[:40])
@@ -301,6 +322,7 @@ def decode_batch(data: bytes) -> Batch:
             books=_rows(doc[2], len(BOOK_COLUMNS), _book),
             gaps=_rows(doc[3], len(GAP_COLUMNS), _gap),
             quarantined=_rows(doc[4], len(QUARANTINE_COLUMNS), _quarantine),
+            halts=_rows(doc[5], len(HALT_COLUMNS), _halt) if len(doc) == 6 else [],
         )
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
         raise DecodeError("bad_columns", f"{type(exc).__name__}: {exc}"[:200]) from exc

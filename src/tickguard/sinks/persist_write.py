@@ -136,6 +136,7 @@ def _by_kind(writer: PostgresWriter, batch: Batch) -> tuple[WriteResult, list[st
         "books": Batch(books=batch.books),
         "gaps": Batch(gaps=batch.gaps),
         "quarantined": Batch(quarantined=batch.quarantined),
+        "halts": Batch(halts=batch.halts),
     }
     stored = WriteResult()
     errors: list[str] = []

@@ -51,6 +51,7 @@ from psycopg.types.json import Jsonb
 
 from tickguard.errors import StorageError
 from tickguard.models import KST, Batch, Gap, GapStatus, MinuteBar
+from tickguard.quality.halts import apply_signals
 from tickguard.store import rows
 from tickguard.store.kinds import BARS, BOOKS, GAP_UPSERT, KINDS, QUARANTINE, TRADES, CopyKind
 from tickguard.store.migrate import libpq_url
@@ -99,6 +100,8 @@ class WriteResult:
     gaps_inserted: int = 0
     gaps_merged: int = 0
     """Gap reports that matched a stored gap and were merged into it."""
+    halts_recorded: int = 0
+    """Halt rows opened or ended by the feed's halt signals."""
 
     def __iadd__(self, other: WriteResult) -> Self:
         for f in fields(self):
@@ -175,6 +178,9 @@ class PostgresWriter:
             result.gaps_inserted, result.gaps_merged = self._upsert_gaps(
                 [g for b in batches for g in b.gaps]
             )
+            halts = [h for b in batches for h in b.halts]
+            if halts:
+                result.halts_recorded = apply_signals(self.conn, halts)
         return result
 
     def write_bars(self, bars: Sequence[MinuteBar]) -> WriteResult:

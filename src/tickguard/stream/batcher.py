@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tickguard.models import Batch, BookSnapshot, Gap, QuarantineRecord, Trade
+from tickguard.models import Batch, BookSnapshot, Gap, HaltSignal, QuarantineRecord, Trade
 from tickguard.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
-Item = Trade | BookSnapshot | Gap | QuarantineRecord
+Item = Trade | BookSnapshot | Gap | QuarantineRecord | HaltSignal
 
 
 class _EndOfStream:
@@ -87,6 +87,8 @@ def _add(batch: Batch, item: Item) -> None:
         batch.books.append(item)
     elif isinstance(item, Gap):
         batch.gaps.append(item)
+    elif isinstance(item, HaltSignal):
+        batch.halts.append(item)
     else:
         batch.quarantined.append(item)
 
@@ -152,8 +154,8 @@ class Batcher:
     async def _emit(self, batch: Batch) -> None:
         # A batch is one transaction downstream. A raw malformed frame can be poison (a NUL
         # byte PostgreSQL text refuses): it must not take a batch of good trades with it.
-        if batch.quarantined and (batch.trades or batch.books or batch.gaps):
-            await self._sink.put(Batch(batch.trades, batch.books, batch.gaps))
+        if batch.quarantined and (batch.trades or batch.books or batch.gaps or batch.halts):
+            await self._sink.put(Batch(batch.trades, batch.books, batch.gaps, halts=batch.halts))
             await self._sink.put(Batch(quarantined=batch.quarantined))
         else:
             await self._sink.put(batch)

@@ -141,6 +141,8 @@ class ConnectionRunner:
                 items.extend(self._quarantine(decoded, now))
             if decoded.events:
                 items.extend(self._on_data(decoded.events, now))
+            if decoded.halts:
+                items.extend(decoded.halts)
             if items:
                 self._in_put = True
                 try:

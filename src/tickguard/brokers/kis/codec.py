@@ -27,8 +27,9 @@ from tickguard.brokers.kis import wire
 from tickguard.brokers.kis.control import interpret, parse_control_frame
 from tickguard.brokers.kis.crypto import AesKey, decrypt_payload
 from tickguard.brokers.kis.records import KstTimes, parse_h0stasp0_record, parse_h0stcnt0_record
+from tickguard.brokers.kis.wire import Asp, Cnt
 from tickguard.errors import DecodeError
-from tickguard.models import BookSnapshot, Trade
+from tickguard.models import BookSnapshot, Broker, HaltSignal, Trade
 
 RecordParser = Callable[[list[str], int, datetime], Trade | BookSnapshot]
 
@@ -50,6 +51,8 @@ class KisSession:
         self._keys: dict[str, dict[AesKey, None]] = {}
         """tr_id → the distinct keys its acks carried, newest last (an ordered set)."""
         self._requested: dict[tuple[str, str], bool] = {}
+        self._halted: dict[str, bool] = {}
+        """symbol → halted as last seen on this connection (a change emits a HaltSignal)."""
         times = self._times
         self._parsers: dict[str, RecordParser] = {
             wire.TR_TRADES: partial(parse_h0stcnt0_record, times),
@@ -125,7 +128,8 @@ class KisSession:
         known_width = wire.KNOWN_WIDTH.get(tr_id)
         if known_width is None:
             raise DecodeError("unknown_tr", repr(tr_id[:32]))
-        count = int(count_text) if count_text.isascii() and count_text.isdigit() else 0
+        digits = count_text.isascii() and count_text.isdigit() and len(count_text) <= 6
+        count = int(count_text) if digits else 0  # int() refuses > 4300 digits: not a count
         if count < 1:
             raise DecodeError("bad_count", repr(count_text[:16]))
         if flag == "1":
@@ -141,11 +145,33 @@ class KisSession:
             raise DecodeError("too_narrow", f"{width} fields per {tr_id} record")
         parse = self._parsers[tr_id]
         append = out.events.append
+        trades = tr_id == wire.TR_TRADES
+        flag_at = Cnt.HALTED if trades else Asp.HOUR_CLS
+        halted_value = wire.TRHT_YN_HALTED if trades else wire.HOUR_CLS_VI
+        state = self._halted
         for start in range(0, total, width):
             try:
-                append(parse(fields, start, received_at))
+                event = parse(fields, start, received_at)
             except Exception as exc:  # one bad record must not cost its neighbours
                 self._quarantine_record(out, tr_id, fields[start : start + width], exc)
+                continue
+            append(event)
+            halted = fields[start + flag_at] == halted_value
+            if state.get(event.symbol) is not halted:
+                state[event.symbol] = halted
+                self._halt(out, event, halted, trades)
+
+    @staticmethod
+    def _halt(out: Decoded, event: Trade | BookSnapshot, halted: bool, trades: bool) -> None:
+        """A change of the symbol's halt flag (also its first sight on this connection: a
+        resume seen after a reconnect ends a halt that began while disconnected)."""
+        if not halted:
+            reason = "trading"
+        elif trades:
+            reason = "TRHT_YN=Y (거래정지)"
+        else:
+            reason = "HOUR_CLS_CODE=C (VI)"
+        out.halts.append(HaltSignal(Broker.KIS, event.symbol, event.ts, halted, reason))
 
     def _quarantine_record(
         self, out: Decoded, tr_id: str, record: list[str], exc: Exception

@@ -68,6 +68,7 @@ class Cnt:
     CUM_VOLUME: Final = H0STCNT0_COLUMNS.index("ACML_VOL")
     SIDE: Final = H0STCNT0_COLUMNS.index("CCLD_DVSN")
     DATE: Final = H0STCNT0_COLUMNS.index("BSOP_DATE")
+    HALTED: Final = H0STCNT0_COLUMNS.index("TRHT_YN")
 
 
 class Asp:
@@ -81,6 +82,13 @@ class Asp:
     BID_QTY: Final = H0STASP0_COLUMNS.index("BIDP_RSQN1")
     TOTAL_ASK: Final = H0STASP0_COLUMNS.index("TOTAL_ASKP_RSQN")
     TOTAL_BID: Final = H0STASP0_COLUMNS.index("TOTAL_BIDP_RSQN")
+    HOUR_CLS: Final = H0STASP0_COLUMNS.index("HOUR_CLS_CODE")
+
+
+# Halt flags (§1.7.1–1.7.2): TRHT_YN 거래정지 여부 Y 정지 / N 정상거래; HOUR_CLS_CODE
+# C = 9시이후의 예상가·VI발동 (a single-price period during the session: no trades).
+TRHT_YN_HALTED: Final = "Y"
+HOUR_CLS_VI: Final = "C"
 
 
 # CCLD_DVSN 체결구분: 1 매수(+), 3 장전, 5 매도(-).

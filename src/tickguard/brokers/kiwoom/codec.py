@@ -27,7 +27,7 @@ from tickguard.brokers.base import (
 )
 from tickguard.brokers.kiwoom import wire
 from tickguard.errors import DecodeError
-from tickguard.models import BookSnapshot, Trade
+from tickguard.models import BookSnapshot, Broker, HaltSignal, Trade
 
 CHANNEL_TYPES: dict[Channel, str] = {Channel.TRADES: wire.TYPE_TRADE, Channel.BOOK: wire.TYPE_BOOK}
 _SYSTEM_KINDS = {
@@ -63,9 +63,14 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 class KiwoomSession:
     """Protocol state of one Kiwoom websocket connection (implements ``BrokerSession``)."""
 
-    __slots__ = ("_day", "_grp_no", "_items", "_times", "_token", "ignored_types", "logged_in")
+    __slots__ = (
+        "_day", "_grp_no", "_halted", "_items", "_times", "_token", "_vi_type", "ignored_types",
+        "logged_in",
+    )  # fmt: skip
 
-    def __init__(self, token: str, trading_day: date, grp_no: str = "1") -> None:
+    def __init__(
+        self, token: str, trading_day: date, grp_no: str = "1", vi_type: str | None = wire.TYPE_VI
+    ) -> None:
         self._token = token
         self._day = trading_day
         self._grp_no = grp_no
@@ -74,6 +79,10 @@ class KiwoomSession:
         self.ignored_types: dict[str, int] = {}
         self._items: set[str] = set()
         """Item codes already validated (bounded by ``_MAX_KNOWN_ITEMS``)."""
+        self._vi_type = vi_type
+        """REAL type read as VI발동/해제 (UNCONFIRMED semantics, see wire); None: ignored."""
+        self._halted: dict[str, bool] = {}
+        """symbol → halted as last seen on this connection (a change emits a HaltSignal)."""
 
     def __repr__(self) -> str:  # never show the token
         return f"KiwoomSession(trading_day={self._day.isoformat()}, logged_in={self.logged_in})"
@@ -168,12 +177,32 @@ class KiwoomSession:
             raise DecodeError("bad_real", "REAL without a data list")
         for entry in data:
             try:
+                if isinstance(entry, dict) and entry.get("type") == self._vi_type:
+                    self._vi(entry, out)
+                    continue
                 event = self._entry(entry, received_at)
             except DecodeError as exc:
                 out.quarantined.append(Quarantine(_entry_text(entry), exc.reason, exc.detail))
                 continue
             if event is not None:
                 out.events.append(event)
+                if isinstance(event, Trade) and self._halted.get(event.symbol) is not False:
+                    # A trade proves trading: it ends a VI (also one that began while
+                    # disconnected, hence on first sight too).
+                    self._halted[event.symbol] = False
+                    out.halts.append(
+                        HaltSignal(Broker.KIWOOM, event.symbol, event.ts, False, "trading")
+                    )
+
+    def _vi(self, entry: Mapping[str, object], out: Decoded) -> None:
+        values = entry.get("values")
+        if not isinstance(values, dict):
+            raise DecodeError("bad_entry", "values missing or not an object")
+        symbol, at, halted = wire.parse_vi(self._known(entry.get("item")), values, self._times)
+        if self._halted.get(symbol) is not halted:
+            self._halted[symbol] = halted
+            reason = "1h VI발동" if halted else "1h VI해제"
+            out.halts.append(HaltSignal(Broker.KIWOOM, symbol, at, halted, reason))
 
     def _entry(self, entry: object, received_at: datetime) -> Trade | BookSnapshot | None:
         if not isinstance(entry, dict):

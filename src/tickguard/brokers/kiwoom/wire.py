@@ -32,7 +32,10 @@ TYPE_TRADE = "0B"
 """주식체결."""
 TYPE_BOOK = "0D"
 """주식호가잔량."""
-TYPE_NAMES = {TYPE_TRADE: "주식체결", TYPE_BOOK: "주식호가잔량"}
+TYPE_VI = "1h"
+"""VI발동/해제 (§2.6.3). UNCONFIRMED: whether it needs its own REG and what 9068 carries; the
+codec reads only 1223 (activation time) and 1224 (release time, blank while active)."""
+TYPE_NAMES = {TYPE_TRADE: "주식체결", TYPE_BOOK: "주식호가잔량", TYPE_VI: "VI발동/해제"}
 
 # --- SYSTEM codes ------------------------------------------------------------------------------
 SYS_KICKED = "R10001"
@@ -55,6 +58,10 @@ FID_PRICE = "10"
 FID_TRADE_VOLUME = "15"
 FID_CUM_VOLUME = "13"
 FID_BOOK_TIME = "21"
+FID_VI_AT = "1223"
+"""매매체결처리시각 of a ``1h`` entry: when the VI started."""
+FID_VI_RELEASED_AT = "1224"
+"""VI해제시각: blank while the VI holds."""
 FID_TOTAL_ASK = "121"
 FID_TOTAL_BID = "125"
 ASK_PRICE_FIDS = tuple(str(40 + n) for n in range(1, BOOK_DEPTH + 1))
@@ -189,6 +196,16 @@ def parse_book(
         total_bid_qty=_qty(values, FID_TOTAL_BID),
         received_at=received_at,
     )
+
+
+def parse_vi(
+    item: str, values: Mapping[str, object], times: TimeCache
+) -> tuple[str, datetime, bool]:
+    """One ``1h`` entry → (symbol, when, halted): released when 1224 carries a time."""
+    released = values.get(FID_VI_RELEASED_AT)
+    if isinstance(released, str) and released.strip():
+        return item, times.at(released), False
+    return item, times.at(values.get(FID_VI_AT)), True
 
 
 def dumps(message: Mapping[str, object]) -> str:
