@@ -1,29 +1,76 @@
-"""The gaps drill: a drop, a silent socket and ticks lost in a live connection are each
-detected within 2 minutes with one Slack message plus its resolution; a halted symbol, a
-quiet symbol and a holiday raise nothing. Also: the judge counts misses and false alarms."""
+"""The gaps drill, live: simulator + collector + Redis + persist, the completeness check minute
+by minute on the simulator's clock. A drop, a silent socket and ticks withheld inside a live
+connection are each detected within 2 minutes with one Slack message plus its resolution; a
+halted symbol (recorded in ``halts`` from the feed's own flag), a quiet symbol and a holiday
+raise nothing; nothing received is lost. Also: the judge counts misses and false alarms, and
+the feed's halt signals land in ``halts`` through the store's writer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
-from pathlib import Path
 
+import psycopg
 from quality_rows import kst
-from typer.testing import CliRunner
 
-from tickguard.cli import app
+from tickguard.drill.runner import DrillOptions
+from tickguard.drill.scenarios import scenario
+from tickguard.models import Batch, Broker, HaltSignal
 from tickguard.quality.drill_gaps import Injected, Raised, score
+from tickguard.quality.gaps_drill import HALT_MIN, OPEN, WITHHOLD, run_gaps_drill
+from tickguard.settings import Settings
+from tickguard.sim.events import exchange_ts
+from tickguard.store.migrate import libpq_url
+from tickguard.store.writer import PostgresWriter
 
 
-def test_tickguard_drill_scenario_gaps_scores_clean(settings_env: Path) -> None:
-    result = CliRunner().invoke(app, ["drill", "--scenario", "gaps", "--symbols", "6", "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output.strip().splitlines()[-1])
-    assert report["scenario"] == "gaps" and report["symbols"] == 6
-    assert report["gaps_injected"] == report["gaps_detected"] == 3
-    assert report["false_alarms"] == 0
-    assert 60 <= report["detect_latency_s_max"] <= 120  # lost ticks: knowable at the next trade
-    assert report["slack_messages"] == 6  # three incidents, each announced and resolved
+def test_live_gaps_drill_detects_every_injected_gap_and_nothing_else(
+    db_url: str, redis_url: str
+) -> None:
+    opts = DrillOptions(scenario("gaps"), Broker.KIS, symbols=5, minutes=25, speed=30.0)
+    report = asyncio.run(run_gaps_drill(Settings(), opts, admin_url=db_url, redis_url=redis_url))
+    labels = [i["label"] for i in report["injected"] if i["alarm"]]
+    assert sorted(labels) == ["flap", "silent", "withhold"], json.dumps(report)
+    assert report["gaps_injected"] == report["gaps_detected"] == 3, json.dumps(report)
+    assert report["false_alarms"] == 0, json.dumps(report)
+    assert 0 < report["detect_latency_s_max"] <= 120, json.dumps(report)
+    assert report["slack_messages"] == 6, json.dumps(
+        report
+    )  # three incidents, each announced + resolved
+    assert report["trades_withheld"] > 0 and report["trades_lost_after_receipt"] == 0, json.dumps(
+        report
+    )
+    assert report["trades_duplicated"] == 0 and report["session_conflicts"] == 0, json.dumps(report)
+    day = report["trading_day"]
+    start, end = (exchange_ts(_day(day), OPEN + m * 60) for m in HALT_MIN)
+    assert [(h["start"], h["end"]) for h in report["halts_recorded"]] == [
+        (start.isoformat(), end.isoformat())
+    ], json.dumps(report)
+    assert WITHHOLD[1] - WITHHOLD[0] == 40 and report["persist_caught_up"], json.dumps(report)
+
+
+def _day(text: str):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    return date.fromisoformat(text)
+
+
+def test_halt_signals_open_one_halt_and_a_resume_ends_it(db_url: str) -> None:
+    def sig(hhmm: str, halted: bool, second: int = 10) -> HaltSignal:
+        return HaltSignal(Broker.KIS, "005930", kst(hhmm, second=second), halted, "t")
+
+    writer = PostgresWriter.connect(db_url)
+    try:
+        # a reconnect re-reads the flag: the second "halted" changes nothing
+        writer.write(Batch(halts=[sig("10:00", True), sig("10:01", True)]))
+        writer.write(Batch(halts=[sig("10:05", False), sig("10:06", False)]))
+        writer.write(Batch(halts=[sig("11:00", True)]))
+    finally:
+        writer.close()
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        rows = conn.execute('SELECT start, "end" FROM halts ORDER BY start').fetchall()
+    assert rows == [(kst("10:00"), kst("10:05")), (kst("11:00"), None)]
 
 
 def test_score_counts_a_false_alarm_and_a_miss() -> None:
