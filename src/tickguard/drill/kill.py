@@ -282,12 +282,15 @@ async def _session(
     try:
         async with get_client() as client:
             fault = {"env": {**pool_job_env(settings), PERSIST_FAULT_ENV: "kill-after-commit:5"}}
-            await arun_deployment(
+            persist = await arun_deployment(
                 PERSIST, timeout=0, as_subflow=False,
                 job_variables=fault if target == "persist" else None,
             )  # fmt: skip
-            await arun_deployment(collector, timeout=0, as_subflow=False)
-            run = await until(lambda: _running(client, name, set()), START_TIMEOUT_S, name)
+            first = await arun_deployment(collector, timeout=0, as_subflow=False)
+            # The run this drill started, once it has a process (a self-killing persist may
+            # be Crashed again before a poll would see it Running).
+            mine = first.id if target == "collector" else persist.id
+            run = await until(lambda: _started(client, mine), START_TIMEOUT_S, name)
             await until(lambda: _stored_after(database_url, "stored_at", 0), START_TIMEOUT_S,
                         "the first trades stored")  # fmt: skip
             seen = {str(run.id)}
@@ -322,6 +325,12 @@ async def _session(
             await sampler
     return {"kills": kills, "caught_up": caught_up, "runs": runs, "peak_rss_mb": rss.peak_mb,
             "server_healthy_s": prefect.server_healthy_s}  # fmt: skip
+
+
+async def _started(client: Any, run_id: Any) -> Any:
+    """The run, once a worker has started its process."""
+    run = await client.read_flow_run(run_id)
+    return run if pid_of(run) else None
 
 
 async def _running(client: Any, deployment: str, seen: set[str]) -> Any:
