@@ -18,6 +18,14 @@ store is judged against the simulator's ground truth. Every kill must be covered
 row of every subscription (the restarted collector opens them from its journal: see
 :mod:`tickguard.stream.journal`).
 
+"Received" is honest here: ``trades_lost_after_receipt`` counts trades the collectors READ
+(decoded from their receive journals, which the drill keeps) that are not stored.
+``trades_sent_unread`` are trades the simulator sent that no collector read — frames the
+kernel still held for a process that was SIGKILLed; only the backfill can bring those
+(``trades_missing_final``). ``trades_sent_not_stored`` is the simulator-side figure of the
+other drills (both together). ``gaps_injected`` counts collector kills (a persist kill
+opens no gap in the feed: there, every gap row is a false alarm).
+
 Knobs (``opts.scenario.extra``): ``kills`` (2), ``kill_after_s`` (20), ``session_s`` (200),
 ``worker_poll_s`` (2; Prefect's default is 10), ``restart_delay_base_s`` (the restart gate's
 base delay; production 5), ``prefect_api`` (an existing server's API URL instead of a private
