@@ -2,7 +2,8 @@
 collector, a flow run of its deployment in a process worker, is SIGKILLed mid-session and
 Prefect's automation restarts it; after the backfill nothing is missing or duplicated,
 nothing the collector had read is lost (its receive journal), the kill is covered by a gap
-row of every subscription, and the simulator saw no session conflict."""
+row of every subscription, and the simulator saw no session conflict. The restart budget is
+raised: other tests' failures of kis-collector on the shared server count against it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ async def test_kill_collector_prefect_restarts_it_and_nothing_is_lost(
     scenario = Scenario(
         "kill-collector", "SIGKILL the collector once; Prefect restarts it",
         extra={"kills": 1, "kill_after_s": 8, "session_s": 90, "restart_delay_base_s": 1,
+               "restart_max": 20,
                "prefect_api": prefect_api.url},
     )  # fmt: skip
     opts = DrillOptions(scenario, broker=Broker.KIS)

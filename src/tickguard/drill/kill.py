@@ -28,8 +28,9 @@ opens no gap in the feed: there, every gap row is a false alarm).
 
 Knobs (``opts.scenario.extra``): ``kills`` (2), ``kill_after_s`` (20), ``session_s`` (200),
 ``worker_poll_s`` (2; Prefect's default is 10), ``restart_delay_base_s`` (the restart gate's
-base delay; production 5), ``prefect_api`` (an existing server's API URL instead of a private
-server: the tests' shared one).
+base delay; production 5), ``restart_max`` (the budget; production 3 — a shared server's
+other failures of the deployment count too), ``prefect_api`` (an existing server's API URL
+instead of a private server: the tests' shared one).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class Knobs:
     session_s: float = 200.0
     worker_poll_s: float = 2.0
     restart_delay_base_s: float = 5.0
+    restart_max: int = 3
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> Knobs:
@@ -265,6 +267,7 @@ def _worker_env(
         "TICKGUARD_SINK__STREAM_PREFIX": settings.sink.stream_prefix,
         "TICKGUARD_ORCHESTRATION__SESSION_END_OVERRIDE": end.isoformat(),
         "TICKGUARD_ORCHESTRATION__RESTART_DELAY_BASE_S": str(knobs.restart_delay_base_s),
+        "TICKGUARD_ORCHESTRATION__RESTART_MAX": str(knobs.restart_max),
         journal.KEEP_ENV: "1",
         "TICKGUARD_METRICS__COLLECTOR_PORT": "0",
         "TICKGUARD_METRICS__KIWOOM_COLLECTOR_PORT": "0",
