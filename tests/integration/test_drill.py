@@ -39,6 +39,12 @@ def _assert_whole(report: dict[str, Any]) -> None:
     assert report["session_conflicts"] == 0
     assert report["drops_without_gap"] == 0
     assert report["books_stored"] > 0
+    # then the backfill: the store equals the market, every drop has its gaps, none invented
+    assert report["trades_missing_final"] == 0 and report["trades_mismatched_final"] == 0
+    assert report["gaps_detected"] == report["gaps_injected"] == report["drops"]
+    assert report["false_alarms"] == 0
+    # open only: gaps after the last whole minute judged (the backfill leaves those open)
+    assert report.get("trade_gaps_open", 0) == report["gaps_outside_span"]
 
 
 async def test_flap_drill_loses_nothing_received_and_opens_a_gap_per_drop(redis_url: str) -> None:

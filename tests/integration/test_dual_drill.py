@@ -50,6 +50,10 @@ def _assert_merged(report: dict[str, Any], faulty: str, healthy: str) -> None:
     assert report["gaps_resolved_live"] > 0, "resolved while collecting, not only after"
     # both feeds wrote: the faulted one before/after its drops, the other inside them
     assert set(report["trades_stored_by"]) == {faulty, healthy}
+    # then each broker's backfill: what no feed delivered (the open, before subscribing)
+    assert report["trades_missing_final"] == 0 and report["backfill_errors"] == 0
+    assert report["gaps_detected"] == report["gaps_injected"] > 0
+    assert report["false_alarms"] == 0
 
 
 async def test_kis_flaps_kiwoom_covers_every_gap(redis_url: str) -> None:
