@@ -147,3 +147,117 @@ def check(
     typer.echo(f"window {result.window}: SQL {result.sql_s:.3f} s, GX {result.gx_s:.3f} s")
     typer.echo(f"whole check: {result.check_s:.3f} s (GX import once: {result.gx_import_s:.2f} s)")
     typer.echo(f"gaps opened: {result.gaps_opened}, GX success: {result.gx_success}")
+
+
+def _rates(value: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(r) for r in value.split(",") if r.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated msgs/s, got {value!r}") from None
+    if not rates or any(r <= 0 for r in rates):
+        raise typer.BadParameter(f"expected positive msgs/s, got {value!r}")
+    return rates
+
+
+@bench_app.command("stack")
+def stack(
+    rates: Annotated[
+        str, typer.Option("--rates", help="Offered msgs/s of the steps, comma-separated.")
+    ] = "10000,20000,30000,40000",
+    step_s: Annotated[float, typer.Option("--step-s", min=1.0, help="Seconds per step.")] = 20.0,
+    symbols: Annotated[
+        int, typer.Option("--symbols", min=1, help="Symbols (20 per KIS app key/session).")
+    ] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Market seed.")] = 1,
+    record: Annotated[
+        bool, typer.Option("--record/--no-record", help="Collector keeps raw frames.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Highest sustained messages/s through simulator → collector → Redis → persist → PostgreSQL.
+
+    A message is one market-data record as the broker sends it: one trade (H0STCNT0) or one
+    order-book update (H0STASP0). Each part runs in its own process against a private Redis
+    and a private PostgreSQL (commit timestamps on). Steps stop at the first rate not
+    sustained (stored ≥ 95 % of offered, backlog not growing, p99 exchange → stored < 1 s).
+    """
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from tickguard.bench.stack import StackPlan, run_stack_bench
+    from tickguard.errors import TickguardError
+
+    plan = StackPlan(rates=_rates(rates), step_s=step_s, symbols=symbols, seed=seed,
+                     record=record)  # fmt: skip
+    try:
+        result = run_stack_bench(plan)
+    except TickguardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    typer.echo(f"{result.symbols} symbols over {result.sessions} KIS sessions; a message = one")
+    typer.echo("trade or book record as the broker sends it")
+    for s in result.steps:
+        mark = "sustained" if s.sustained else "NOT sustained"
+        typer.echo(
+            f"  {s.target_msgs_per_s:>8,.0f}/s: offered {s.offered_msgs_per_s:>9,.0f}/s, "
+            f"stored {s.stored_msgs_per_s:>9,.0f}/s, p50 {s.p50_latency_s:.3f} s, "
+            f"p99 {s.p99_latency_s:.3f} s, backlog {s.backlog_start}→{s.backlog_end}, "
+            f"load {s.load_avg_1m}: {mark}"
+        )
+    out = result.as_json()
+    typer.echo(f"sustained: {out['sustained_msgs_per_s']:,.0f} msgs/s")
+    rss = ", ".join(f"{k} {v:.0f} MiB" for k, v in result.peak_rss_mb_by_process.items())
+    typer.echo(f"peak RSS: {rss}")
+
+
+@bench_app.command("soak")
+def soak(
+    minutes: Annotated[float, typer.Option("--minutes", min=0.0, help="Run length.")] = 30.0,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", min=5.0, help="Run length in seconds (tests).")
+    ] = None,
+    rate: Annotated[float, typer.Option("--rate", min=1.0, help="Offered msgs/s.")] = 12_000.0,
+    symbols: Annotated[int, typer.Option("--symbols", min=1, help="Symbols.")] = 2000,
+    warmup_min: Annotated[
+        float, typer.Option("--warmup-min", min=0.0, help="Excluded from the drift baseline.")
+    ] = 5.0,
+    sample_s: Annotated[float, typer.Option("--sample-s", min=0.1, help="RSS sampling.")] = 5.0,
+    samples: Annotated[bool, typer.Option("--samples", help="Include every RSS sample.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The whole stack at whole-market load for a long run; RSS drift of each process.
+
+    A message is one trade or book record as the broker sends it. Drift = (median RSS of the
+    last warm-up-long window − median of the window right after the warm-up) / the latter;
+    target < 5 %.
+    """
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from tickguard.bench.soak import SoakPlan, run_soak
+    from tickguard.errors import TickguardError
+
+    plan = SoakPlan(seconds=seconds if seconds is not None else minutes * 60, rate=rate,
+                    symbols=symbols, warmup_s=warmup_min * 60, sample_s=sample_s)  # fmt: skip
+    try:
+        result = run_soak(plan)
+    except TickguardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if as_json:
+        typer.echo(json.dumps(result.as_json(with_samples=samples)))
+        return
+    typer.echo(
+        f"{result.seconds:.0f} s at {result.offered_msgs_per_s:,.0f} msgs/s offered, "
+        f"{result.stored_msgs_per_s:,.0f} stored; p50 {result.p50_latency_s:.3f} s, "
+        f"p99 {result.p99_latency_s:.3f} s"
+    )
+    for name, d in result.drift.items():
+        typer.echo(
+            f"  {name}: {d.post_warmup_median_mb:.1f} → {d.last_window_median_mb:.1f} MiB "
+            f"({d.drift:+.1%}), peak {d.peak_mb:.1f} MiB, {d.samples} samples"
+        )
+    typer.echo(f"load average {result.load_avg_start} → {result.load_avg_end}")

@@ -45,6 +45,7 @@ from tickguard.sim.feed import Feed, Wire
 from tickguard.sim.kis_rest import RestServer
 from tickguard.sim.market import GenTrade, Market, MarketConfig, seconds_of
 from tickguard.sim.sessions import Conn, SessionTable, SimCounters
+from tickguard.sim.tape import PreEncodedWire
 from tickguard.sim.truth import TruthWriter
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class SimConfig:
     """Accepted app key → secret; None accepts any non-empty pair."""
     max_registrations: int = 41
     pump_interval_s: float = 0.01
+    pregenerate_s: float = 0.0
+    """Session seconds of tape generated and encoded before the clock starts (benches:
+    :mod:`tickguard.sim.tape`); 0 = all live."""
     max_pending_frames: int = 20_000
     """Frames queued for one connection beyond which it is dropped as a slow consumer."""
     clock: SimClock | None = None
@@ -153,6 +157,9 @@ class SimServer(abc.ABC, Generic[C]):
         # Prime the merged tape before the clock runs: building it can take a moment and
         # should not count as lag.
         events = self.market.events(start_t)
+        if cfg.pregenerate_s > 0:
+            pre = PreEncodedWire(self._wire)
+            events, self._wire = pre.prepare(events, start_t + cfg.pregenerate_s), pre
         first = next(events, None)
         rest = RestServer(self.rest_app(), cfg.host, cfg.rest_port)
         self._exit.push_async_callback(rest.stop)
