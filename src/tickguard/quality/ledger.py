@@ -43,11 +43,13 @@ WHERE broker = %s AND symbol = ANY(%s::text[]) AND status = 'open' AND "end" IS 
 """
 _EXPLAINED = """
 SELECT 1 FROM gaps
-WHERE broker = %s AND symbol = %s AND kind = 'trades' AND start <= %s
+WHERE broker = %s AND symbol = %s AND kind = 'trades' AND start < %s + interval '1 second'
   AND ("end" IS NULL OR "end" >= %s) AND cause NOT LIKE 'continuity:%%'
 LIMIT 1
 """
-"""A known gap (a disconnect, a silence) that spans a continuity break explains it."""
+"""A known gap (a disconnect, a silence) that spans a continuity break explains it. Trade
+stamps are whole exchange seconds while a collector's gap starts at a receive instant: a
+break whose first trade after shares the gap's second is still inside it."""
 _END_GAP = """
 UPDATE gaps SET "end" = %s, status = %s,
     resolved_at = CASE WHEN %s = 'open' THEN resolved_at ELSE now() END,
