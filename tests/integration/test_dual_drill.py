@@ -62,7 +62,7 @@ async def test_kis_flaps_kiwoom_covers_every_gap(redis_url: str) -> None:
 
 
 async def test_kiwoom_flaps_kis_covers_every_gap(redis_url: str) -> None:
-    report = await _dual(redis_url, Broker.KIWOOM, symbols=4, minutes=1.0, speed=4.0)
+    report = await _dual(redis_url, Broker.KIWOOM, symbols=4, minutes=1.25, speed=4.0)
     _assert_merged(report, "kiwoom", "kis")
 
 
