@@ -26,9 +26,7 @@ async def test_kill_collector_prefect_restarts_it_and_nothing_is_lost(
     scenario = Scenario(
         "kill-collector", "SIGKILL the collector once; Prefect restarts it",
         extra={"kills": 1, "kill_after_s": 8, "session_s": 100, "restart_room_s": 45,
-               "restart_delay_base_s": 1,
-               "restart_max": 20,
-               "prefect_api": prefect_api.url},
+               "restart_delay_base_s": 1, "restart_max": 20, "prefect_api": prefect_api.url},
     )  # fmt: skip
     opts = DrillOptions(scenario, broker=Broker.KIS)
     report = await run_kill_drill(Settings(), opts, admin_url=PG_ADMIN_URL, redis_url=redis_url)
