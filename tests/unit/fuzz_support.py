@@ -28,7 +28,7 @@ from tickguard.sinks.encoding import decode_batch, encode_batch
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 NOW = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)
 INT64_MAX = 2**63 - 1
-EXAMPLES = int(os.environ.get("TICKGUARD_FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("TICKGUARD_FUZZ_EXAMPLES", "200"))
 
 FUZZ = settings(
     max_examples=EXAMPLES,
