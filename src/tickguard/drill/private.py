@@ -16,13 +16,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
-
 from tickguard.settings import StackSettings
 from tickguard.stack._os import choose_privilege
-from tickguard.stack.postgres import ROLE, SUPERUSER, EmbeddedPostgres
+from tickguard.stack.postgres import EmbeddedPostgres
 from tickguard.stack.valkey import EmbeddedValkey
 
 log = logging.getLogger(__name__)
@@ -60,30 +56,18 @@ def private_valkey() -> Iterator[EmbeddedValkey]:
             server.down()
 
 
-def _grant_settings(server: EmbeddedPostgres) -> None:
-    """Let the application role read server settings (superuser over the private socket)."""
-    conninfo = make_conninfo(
-        host=str(server.socket_dir()), port=server.cfg.pg_port, user=SUPERUSER, dbname="postgres"
-    )
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("GRANT pg_read_all_settings TO {}").format(sql.Identifier(ROLE)))
-
-
 @contextlib.contextmanager
 def private_postgres() -> Iterator[EmbeddedPostgres]:
     """A running PostgreSQL cluster of the caller's own, stopped and deleted at exit.
 
     ``server.url()`` is the application role, which may create databases: enough for a
-    drill's scratch database (created, migrated and dropped through it) once it may read
-    ``shared_preload_libraries`` (the first migration asks whether TimescaleDB is
-    preloaded; only superusers and ``pg_read_all_settings`` may look).
+    drill's scratch database (created, migrated and dropped through it).
     """
     with _temporary_root() as root:
         cfg = _settings()
         server = EmbeddedPostgres(root, cfg, choose_privilege(cfg.pg_privilege, cfg.pg_system_user))
         server.up()
         try:
-            _grant_settings(server)
             yield server
         finally:
             server.down()

@@ -292,6 +292,11 @@ class EmbeddedPostgres:
                             sql.Literal(password),
                         )
                     )
+                # the first migration asks whether TimescaleDB is preloaded; a plain role
+                # may not read shared_preload_libraries without this (idempotent)
+                conn.execute(
+                    sql.SQL("GRANT pg_read_all_settings TO {}").format(sql.Identifier(ROLE))
+                )
                 found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
                 if found.fetchone() is None:
                     conn.execute(
