@@ -22,6 +22,7 @@ A step is *sustained* when stored ≥ 95 % of offered, the backlog did not grow 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
@@ -56,6 +57,8 @@ from tickguard.sim.universe import default_symbols
 from tickguard.sinks.redis_stream import stream_key
 from tickguard.sinks.stream_admin import groups
 
+log = logging.getLogger(__name__)
+
 START_MARGIN_S = 15.0
 """Wall seconds allowed from the simulator listening to the window's warm-up (the
 collector starts, fetches approval keys, subscribes and the first rows are stored)."""
@@ -71,6 +74,8 @@ class StepResult:
     seconds: float
     offered_msgs_per_s: float
     stored_msgs_per_s: float
+    rows_stored: int
+    """Trade and book rows in PostgreSQL after the step (counted before it is cleared)."""
     trades_timed: int
     trades_lost: int
     p50_latency_s: float
@@ -203,7 +208,10 @@ class Stack:
         ahead = (START_MARGIN_S + warmup_s + seconds) * speed if pregenerate else 0.0
         plan = SimPlan(self.codes, speed, self.seed + self._step, truth, bench_start(), ahead,
                        self.pump_interval_s)  # fmt: skip
+        t0 = time.monotonic()
         sim = SimChild(plan)
+        log.info("step %d: simulator up in %.1f s (speed %.2f)", self._step, time.monotonic() - t0,
+                 speed)  # fmt: skip
         self.sampler.watch("sim", sim.pid)
         argv = [tickguard_bin(), "collect", "kis", "--symbols", ",".join(self.codes)]
         argv += ["--record" if self.record else "--no-record"]
@@ -213,6 +221,8 @@ class Stack:
             before = self.rows()
             if not _wait(lambda: self.rows() > before, 60.0):
                 raise StackError(f"nothing stored within 60 s; see {self.root}")
+            log.info("step %d: first rows stored %.1f s after start", self._step,
+                     time.monotonic() - t0)  # fmt: skip
             time.sleep(warmup_s)
             w0, b0 = time.time(), self.stream_backlog()
             time.sleep(seconds)
@@ -222,7 +232,10 @@ class Stack:
             self.sampler.forget("collector")
             sim.stop()
             self.sampler.forget("sim")
-        self.wait_drained(60.0)
+        t1 = time.monotonic()
+        drained = self.wait_drained(60.0)
+        log.info("step %d: stopped; stream %s after %.1f s", self._step,
+                 "drained" if drained else "NOT drained", time.monotonic() - t1)  # fmt: skip
         return sim.info, truth, w0, w1, b0, b1
 
     def truncate(self) -> None:
@@ -304,12 +317,14 @@ def measure_step(stack: Stack, target: float, speed: float, warmup_s: float,
     grew = b1 > b0 + max(20, b0 // 2)
     ok = stored_rate >= SUSTAINED_SHARE * offered_rate and not grew and p99 < P99_TARGET_S
     counters = sim.counters
+    rows = stack.rows()
     stack.truncate()
     shutil.rmtree(truth, ignore_errors=True)
     return StepResult(
         target_msgs_per_s=target, speed=round(speed, 3), seconds=round(span, 2),
         offered_msgs_per_s=round(offered_rate, 1), stored_msgs_per_s=round(stored_rate, 1),
-        trades_timed=len(lat) - lost, trades_lost=lost, p50_latency_s=_finite(p50),
+        rows_stored=rows, trades_timed=len(lat) - lost, trades_lost=lost,
+        p50_latency_s=_finite(p50),
         p99_latency_s=_finite(p99), max_latency_s=_finite(lat[-1] if lat else math.inf),
         backlog_start=b0, backlog_end=b1,
         sim_lag_max_s=round(float(counters.get("lag_max_s", 0.0)), 3),
@@ -365,7 +380,7 @@ def run_stack_bench(plan: StackPlan) -> StackResult:
             failures = 0 if step.sustained else failures + 1
             if failures >= plan.stop_after_failures:
                 break
-        result.rows_stored = sum(int(s.stored_msgs_per_s * s.seconds) for s in result.steps)
+        result.rows_stored = sum(s.rows_stored for s in result.steps)
         result.peak_rss_mb_by_process = stack.sampler.peak_mb()
     result.load_avg_end = _load()
     return result

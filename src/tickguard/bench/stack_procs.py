@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import multiprocessing as mp
 import os
@@ -43,6 +44,16 @@ APPS_PER_SESSION = 20
 """Symbols per KIS app key: 20 × {H0STCNT0, H0STASP0} = 40 ≤ 41 registrations."""
 
 
+def die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when its parent dies (a killed bench leaves no
+    simulator, collector or persist behind); elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,12 +67,13 @@ def private_postgres(root: Path) -> Iterator[str]:
     cfg = StackSettings(pg_port=free_port())
     server = EmbeddedPostgres(root, cfg, choose_privilege("auto", "nobody"))
     try:
+        server.root.mkdir(mode=0o700, parents=True)
+        server._initdb_once()
+        with (server.data / "postgresql.auto.conf").open("a", encoding="utf-8") as fh:
+            fh.write("track_commit_timestamp = on\n")
         server.up()
         with psycopg.connect(server._admin_conninfo(), autocommit=True) as conn:
-            conn.execute("ALTER SYSTEM SET track_commit_timestamp = on")
             conn.execute(f"GRANT pg_read_all_settings TO {ROLE}")  # the migration asks
-        server.down()
-        server.up()
         url = server.url()
         upgrade(url)
         yield url
@@ -79,7 +91,8 @@ def private_redis(root: Path) -> Iterator[str]:
     root.mkdir(parents=True, exist_ok=True)
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", str(root)]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)  # fmt: skip
     try:
         if not wait_until(lambda: _port_open(port), 10.0, 0.05):
             raise StackError("private redis-server did not start")
@@ -137,6 +150,7 @@ def bench_market(symbols: list[str], seed: int) -> Any:
 
 
 def _sim_main(plan: SimPlan, out: Any, stop: Any) -> None:
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     asyncio.run(_sim(plan, out, stop))
 
@@ -229,7 +243,8 @@ def app_env(*, database_url: str, redis_url: str, prefix: str, data_dir: Path,
 def spawn(argv: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as fh:
-        return subprocess.Popen(argv, env=dict(env), stdout=fh, stderr=subprocess.STDOUT)
+        return subprocess.Popen(argv, env=dict(env), stdout=fh, stderr=subprocess.STDOUT,
+                                preexec_fn=die_with_parent)  # fmt: skip
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> int | None:
