@@ -33,7 +33,7 @@ def test_a_set_runs_each_scenario_on_one_day_backfilled_and_judged(settings_env:
     day = cal.next_trading_day(datetime.now(KST).date())  # never the wall clock's date
     drill_env.LAST.clear()
     rows = run_set(
-        ["schema-drift", "hooked"], day, symbols=2, minutes=1.0, speed=20.0,
+        ["schema-drift", "hooked"], day, symbols=2, minutes=1.0, speed=10.0,
         scenarios={**SCENARIOS, "hooked": HOOKED},
     )  # fmt: skip
     assert [(r["scenario"], r["broker"]) for r in rows] == [
@@ -57,4 +57,4 @@ def test_a_set_runs_each_scenario_on_one_day_backfilled_and_judged(settings_env:
     assert env.entered and env.exited and env.cancelled
     assert hooked["env_during_calls"] == 1 and hooked["env_cancelled_at_end"] is True
     start, stop = hooked["env_session_start"], hooked["env_stop_at"]
-    assert stop - start == pytest.approx(60.0 / 20.0, abs=0.01)
+    assert stop - start == pytest.approx(60.0 / 10.0, abs=0.01)

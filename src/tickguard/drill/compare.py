@@ -39,13 +39,6 @@ from tickguard.store.migrate import libpq_url
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Drop:
-    at: float
-    """Wall epoch seconds of the drop (abort, or start of the silence)."""
-    kind: str
-
-
 def drops_of(truth: TruthReader) -> list[Drop]:
     out: list[Drop] = []
     for fault in truth.faults():
@@ -55,7 +48,11 @@ def drops_of(truth: TruthReader) -> list[Drop]:
             out.append(Drop(float(fault["end"]), "flap"))
         elif fault["kind"] == "silent":
             out.append(Drop(float(fault["start"]), "silent"))
-    return sorted(out, key=lambda d: d.at)
+    opens = sorted(float(e["wall"]) for e in truth.sessions() if e["event"] == "open")
+    return sorted(
+        (Drop(d.at, d.kind, next((t for t in opens if t > d.at), None)) for d in out),
+        key=lambda d: d.at,
+    )
 
 
 def reconnect_times(truth: TruthReader, drops: list[Drop]) -> list[float | None]:
@@ -132,6 +129,31 @@ the simulator aborts are read (and stamped) a moment *after* the abort, so a gap
 slightly after the simulator's drop time and still cover it."""
 
 
+@dataclass(frozen=True, slots=True)
+class Drop:
+    at: float
+    """Wall epoch seconds of the drop (abort, or start of the silence)."""
+    kind: str
+    reopened: float | None = None
+    """Wall epoch of the next websocket open after the drop (the reconnection), if any."""
+
+
+def _latest_start(drop: Drop) -> datetime:
+    """The latest stamp a gap of ``drop`` can start at. The collector stamps the last frame
+    of the dead connection when it reads it — on a loaded box seconds after the simulator
+    sent it — but always before it reconnects: so the reconnection bounds it, whatever the
+    load (the receive skew when nothing reconnected)."""
+    at = datetime.fromtimestamp(drop.at, UTC) + RECEIVE_SKEW
+    if drop.reopened is None:
+        return at
+    return max(at, datetime.fromtimestamp(drop.reopened, UTC))
+
+
+def _covers(start: datetime, end: datetime | None, drop: Drop) -> bool:
+    at = datetime.fromtimestamp(drop.at, UTC)
+    return start <= _latest_start(drop) and (end is None or end >= at)
+
+
 def drops_without_gap(
     drops: list[Drop],
     gaps: list[tuple[str, str, datetime, datetime | None]],
@@ -140,27 +162,18 @@ def drops_without_gap(
     """Drops at which some subscription had no gap covering the moment of the drop."""
     missing = 0
     for drop in drops:
-        at = datetime.fromtimestamp(drop.at, UTC)
-        covered = {
-            (s, k)
-            for s, k, start, end in gaps
-            if start <= at + RECEIVE_SKEW and (end is None or end >= at)
-        }
+        covered = {(s, k) for s, k, start, end in gaps if _covers(start, end, drop)}
         if not subs <= covered:
             missing += 1
+            at = datetime.fromtimestamp(drop.at, UTC)
             log.warning("drop at %s (%s) has no gap for every subscription", at, drop.kind)
     return missing
 
 
 def false_alarms(drops: list[Drop], gaps: list[tuple[str, str, datetime, datetime | None]]) -> int:
-    """Gap rows covering no drop (start at or before the drop, give or take the receive
-    skew; end, if any, at or after it)."""
-    moments = [datetime.fromtimestamp(d.at, UTC) for d in drops]
-    return sum(
-        1
-        for _s, _k, start, end in gaps
-        if not any(start <= at + RECEIVE_SKEW and (end is None or end >= at) for at in moments)
-    )
+    """Gap rows covering no drop (start before the reconnection that followed the drop —
+    see :func:`_latest_start` — and end, if any, at or after the drop)."""
+    return sum(1 for _s, _k, start, end in gaps if not any(_covers(start, end, d) for d in drops))
 
 
 def judge(
