@@ -161,7 +161,7 @@ def test_watch_measures_lag_catch_up_and_refuses_a_trim_past_pending() -> None:
 
 async def _scenario_drill(name: str, **extra: float) -> dict[str, Any]:
     sc = dataclasses.replace(scenario(name), extra={**scenario(name).extra, **extra})
-    opts = DrillOptions(sc, symbols=1, minutes=3.0, speed=SPEED)
+    opts = DrillOptions(sc, symbols=1, minutes=4.0, speed=SPEED)
     report = await run_drill(Settings(), opts, admin_url=PG_ADMIN_URL, redis_url=REDIS_URL)
     assert verdict(sc, report) == [], report
     assert report["persist_caught_up"] is True and report["unpersisted_trimmed"] == 0
@@ -170,20 +170,20 @@ async def _scenario_drill(name: str, **extra: float) -> dict[str, Any]:
 
 
 async def test_redis_outage_drill_spools_replays_and_loses_nothing() -> None:
-    report = await _scenario_drill("redis-outage", outage_at_min=0.8, outage_min=1.2)
-    assert report["outage_server"] == "redis" and report["outage_s"] >= 1.1
+    report = await _scenario_drill("redis-outage", outage_at_min=1.5, outage_min=1.5)
+    assert report["outage_server"] == "redis" and report["outage_s"] >= 1.4
     assert report["spool_peak_bytes"] > 0 and report["spool_drain_s"] is not None
     assert report["persist_catch_up_s"] is not None
 
 
 async def test_postgres_outage_drill_holds_the_stream_and_catches_up() -> None:
-    report = await _scenario_drill("postgres-outage", outage_at_min=0.8, outage_min=1.2)
-    assert report["outage_server"] == "postgres" and report["outage_s"] >= 1.1
+    report = await _scenario_drill("postgres-outage", outage_at_min=1.5, outage_min=1.5)
+    assert report["outage_server"] == "postgres" and report["outage_s"] >= 1.4
     assert report["persist_lag_peak_s"] >= 1.0  # nothing stored while PostgreSQL was away
     assert report["persist_catch_up_s"] is not None and report["spool_peak_bytes"] == 0
 
 
 async def test_slow_sink_drill_lags_within_bounds_and_loses_nothing() -> None:
-    report = await _scenario_drill("slow-sink", slow_at_min=0.5, slow_min=1.5)
+    report = await _scenario_drill("slow-sink", slow_at_min=1.5, slow_min=1.5)
     assert report["slow_s"] >= 1.4 and report["proxy_slowed_chunks"] > 0
     assert report["persist_lag_peak_s"] > 0.2 and report["persist_catch_up_s"] is not None
