@@ -167,17 +167,10 @@ def pid_of(run: Any) -> int | None:
 async def cancel_live_runs(client: Any, deployments: list[str], timeout_s: float = 45.0) -> int:
     """Cancel the non-final runs of ``deployments`` (ending Cancelled: nothing reruns them)
     and wait until they are final; how many did not finish in time."""
-    from prefect.states import Cancelling
+    from tickguard.orchestration.up import cancel_and_wait
 
     live = [
         r.id for name in deployments for r in await runs_of(client, name)
         if r.state.type.value in ACTIVE
     ]  # fmt: skip
-    for run_id in live:
-        await client.set_flow_run_state(run_id, Cancelling(message="drill over"))
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while live and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.5)
-        states = [await client.read_flow_run(r) for r in live]
-        live = [r.id for r in states if r.state is None or not r.state.is_final()]
-    return len(live)
+    return await cancel_and_wait(client, live, "drill over", timeout_s)

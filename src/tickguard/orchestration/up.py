@@ -198,19 +198,28 @@ async def _cancel_runs(started: Started, timeout_s: float = 45.0) -> None:
     those this command started, then wait (deadline) until they are final: Cancelled, not
     Crashed, so no automation reruns them after we are gone."""
     from prefect.client.orchestration import get_client
-    from prefect.states import Cancelling
 
     async with get_client() as client:
-        live = [r.id for r in await _our_live_runs(client, started)]
-        for run_id in live:
-            await client.set_flow_run_state(run_id, Cancelling(message="tickguard up stopping"))
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while live and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.5)
-            states = [await client.read_flow_run(r) for r in live]
-            live = [r.id for r in states if r.state is None or not r.state.is_final()]
-        if live:
-            log.warning("%d runs did not finish cancelling in %.0f s", len(live), timeout_s)
+        runs = [r.id for r in await _our_live_runs(client, started)]
+        left = await cancel_and_wait(client, runs, "tickguard up stopping", timeout_s)
+        if left:
+            log.warning("%d runs did not finish cancelling in %.0f s", left, timeout_s)
+
+
+async def cancel_and_wait(client: Any, run_ids: list[Any], message: str, timeout_s: float) -> int:
+    """Move ``run_ids`` to Cancelling (they end Cancelled, not Crashed: no automation reruns
+    them) and wait until they are final; how many were not final by the deadline."""
+    from prefect.states import Cancelling
+
+    live = list(run_ids)
+    for run_id in live:
+        await client.set_flow_run_state(run_id, Cancelling(message=message))
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while live and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.5)
+        states = [await client.read_flow_run(r) for r in live]
+        live = [r.id for r in states if r.state is None or not r.state.is_final()]
+    return len(live)
 
 
 async def _our_live_runs(client: Any, started: Started) -> list[Any]:
