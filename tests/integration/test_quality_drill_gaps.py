@@ -2,7 +2,8 @@
 by minute on the simulator's clock. A drop, a silent socket and ticks withheld inside a live
 connection are each detected within 2 minutes with one Slack message plus its resolution; a
 halted symbol (recorded in ``halts`` from the feed's own flag), a quiet symbol and a holiday
-raise nothing; nothing received is lost. Also: the judge counts misses and false alarms, and
+raise nothing; nothing received is lost, and the backfill after the session refills the rest
+(trades_missing_final 0). Also: the judge counts misses and false alarms, and
 the feed's halt signals land in ``halts`` through the store's writer."""
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def test_live_gaps_drill_detects_every_injected_gap_and_nothing_else(
     assert timedelta(0) <= halts[0][0] - start <= timedelta(seconds=5), why
     assert timedelta(0) <= halts[0][1] - end <= timedelta(seconds=5), why
     assert WITHHOLD[1] - WITHHOLD[0] == 40 and report["persist_caught_up"], why
+    # then the backfill, the sim still up: the drop and the withheld ticks are refilled, and
+    # it read the ledger the checks left on the exchange's clock (no gap left open)
+    assert report["trades_missing_final"] == 0 and report["trades_filled"] > 0, why
+    assert report["trades_mismatched_final"] == report["trades_unexpected_final"] == 0, why
+    assert report["backfill_errors"] == 0 and report["gaps_outside_span"] == 0, why
+    assert report["gaps_filled"] > 0 and report.get("trade_gaps_open", 0) == 0, why
 
 
 def test_halt_signals_open_one_halt_and_a_resume_ends_it(db_url: str) -> None:

@@ -206,17 +206,21 @@ async def refill(
     database_url: str,
     redis_url: str,
     end_t: float,
-    ledger_since: float,
+    ledger_since: float | None,
 ) -> dict[str, Any]:
     """The post-close backfill of one broker's drill against its simulator's REST side, up
-    to the last whole minute before session second ``end_t``; its figures."""
+    to the last whole minute before session second ``end_t``; its figures. ``ledger_since``
+    None: the ledger is on the exchange's clock already (the gaps drill maps it for its
+    checks), read as production reads it: the day's gaps, no mapping."""
     day = sim.market.config.day
     until = exchange_ts(day, end_t - end_t % 60)
     started = time.monotonic()
+    on_wall = ledger_since is not None
     report = await run_backfill(
         settings, day=day, symbols=symbols, broker=broker, database_url=database_url,
-        redis_url=redis_url, until=until, to_exchange=partial(session_ts, sim),
-        ledger_bounds=ledger_bounds(ledger_since),
+        redis_url=redis_url, until=until,
+        to_exchange=partial(session_ts, sim) if on_wall else None,
+        ledger_bounds=ledger_bounds(ledger_since) if ledger_since is not None else None,
     )  # fmt: skip
     totals = report.totals()
     keys = ("trades_filled", "gaps_filled", "gaps_unrecoverable", "gaps_no_trades",
@@ -239,13 +243,14 @@ async def backfill_then_judge(
     database_url: str,
     redis_url: str,
     end_t: float,
-    ledger_since: float,
+    ledger_since: float | None,
 ) -> dict[str, Any]:
     """After the session, the simulator still up: :func:`refill`, then the store judged
     against the ground truth once more (:func:`~tickguard.drill.compare.final_score`).
 
     ``end_t``: session seconds at which collection ended; ``ledger_since``: wall epoch at
-    which the drill began (gap stamps before it are not this drill's). Returns the backfill
+    which the drill began (gap stamps before it are not this drill's), or None when the
+    ledger is on the exchange's clock already (see :func:`refill`). Returns the backfill
     figures and ``trades_missing_final`` & co; ``trades_duplicated`` is the final count.
     """
     sim.flush_truth()

@@ -21,12 +21,19 @@ The first three must alarm (within 2 minutes of market time, one Slack message e
 its resolution); the others must stay silent. :func:`~tickguard.quality.drill_gaps.score`
 judges; :func:`~tickguard.drill.compare.judge` adds the usual truth-vs-store keys.
 
+Then, the simulator still up, the post-close backfill as every drill runs it
+(:func:`~tickguard.drill.runner.backfill_then_judge`, up to the minute the collector stopped)
+and the store judged once more: the drop and the withheld ticks (generated, never sent: the
+minute reconciliation finds them) must end refilled, ``trades_missing_final`` 0.
+
 The collector stamps its disconnect gaps with the wall clock (in production that is the
 exchange's). Here the exchange runs on the sim clock, so before each minute's check the
 drill maps the collector's gaps onto it (``detail.wall_start``/``wall_end`` keep the
 originals) — the drills' ``to_exchange`` seam. The truth-vs-store judge's gap keys are left
 out of the report for that reason (they read gaps by the day's date); the score judges
-detection.
+detection. By the backfill the whole ledger is on the exchange's clock, so it reads the
+ledger as production does (the day's gaps, no mapping) and labels every gap the collector
+and the checks opened.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ from tickguard.calendar import TradingCalendar
 from tickguard.collector import DEFAULT_CHANNELS, run_collector
 from tickguard.drill.compare import judge
 from tickguard.drill.rigs import RIGS, Rig, broker_settings, sim_config
-from tickguard.drill.runner import PersistThread, RssSampler, session_ts
+from tickguard.drill.runner import PersistThread, RssSampler, backfill_then_judge, session_ts
 from tickguard.drill.scratch import Scratch, scratch
 from tickguard.models import KST, Broker
 from tickguard.quality.drill_gaps import Injected, Raised, replay, score
@@ -391,10 +398,18 @@ async def run_gaps_drill(
                     feed=lambda _: None, poster=poster, calendar=calendar,
                 )  # fmt: skip
                 injections = injected(plan, TruthReader(truth_dir), sim, holiday)
+                subs = {(s, c.value) for s in plan.symbols for c in DEFAULT_CHANNELS}
+                judged = await asyncio.to_thread(
+                    judge, TruthReader(truth_dir), db, broker.value, subs, stopped_at
+                )  # what the live path lost, before the backfill refills it
+                stop = session_ts(sim, datetime.fromtimestamp(stopped_at, UTC))
+                final = await backfill_then_judge(
+                    drill_settings, broker=broker, sim=sim, truth_dir=truth_dir,
+                    symbols=plan.symbols, database_url=db, redis_url=redis_url,
+                    end_t=(stop - exchange_ts(plan.day, 0)).total_seconds(), ledger_since=None,
+                )  # fmt: skip
             truth = TruthReader(truth_dir)
             halts = await asyncio.to_thread(_halts, db)
-            subs = {(s, c.value) for s in plan.symbols for c in DEFAULT_CHANNELS}
-            judged = await asyncio.to_thread(judge, truth, db, broker.value, subs, stopped_at)
             withheld = sum(
                 int(f["detail"].get("trades", 0)) for f in truth.faults() if f["kind"] == "withhold"
             )
@@ -407,6 +422,7 @@ async def run_gaps_drill(
     skip = {"false_alarms", "drops_without_gap", "gaps_injected", "gaps_detected",
             "gaps_opened", "gaps_open_at_end"}  # fmt: skip
     usual = {k: v for k, v in judged.items() if k not in skip}
+    backfilled = {k: v for k, v in final.items() if k not in scored}  # the score stays
     return {
         "scenario": opts.scenario.name,
         "broker": broker.value,
@@ -440,6 +456,7 @@ async def run_gaps_drill(
         ],
         "trades_withheld": withheld,
         **usual,
+        **backfilled,
         "minutes_checked_late": gate.late,
         "reconnects": int(totals.get("reconnects", 0)),
         "stale_reconnects": int(totals.get("stale", 0)),
