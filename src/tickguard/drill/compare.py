@@ -46,7 +46,9 @@ def drops_of(truth: TruthReader) -> list[Drop]:
             # A flap of a connection that never bound its key (one being refused with
             # OPSP8996) carried no subscription: nothing was dropped.
             out.append(Drop(float(fault["end"]), "flap"))
-        elif fault["kind"] == "silent":
+        elif fault["kind"] == "silent" and fault.get("detail", {}).get("sessions", [None]):
+            # A silence silences the connections open when it starts; with none open (the
+            # collector still connecting) it stopped no feed: nothing was dropped.
             out.append(Drop(float(fault["start"]), "silent"))
     opens = sorted(float(e["wall"]) for e in truth.sessions() if e["event"] == "open")
     return sorted(

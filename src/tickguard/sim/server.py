@@ -296,11 +296,14 @@ class SimServer(abc.ABC, Generic[C]):
             start, stale = time.time(), list(self.sessions.conns.values())
             for conn in stale:
                 conn.silenced = True
+            # Recorded as it starts (its planned end): a drill judged while a silence is
+            # still on must see it, or the gap it caused looks like a false alarm.
+            self.counters.silences += 1
+            self.truth.fault("silent", None, start, start + spec.duration_s,
+                             sessions=[c.id for c in stale])  # fmt: skip
             await asyncio.sleep(spec.duration_s)
             for conn in stale:
                 conn.silenced = False
-            self.counters.silences += 1
-            self.truth.fault("silent", None, start, time.time(), sessions=[c.id for c in stale])
             if spec.every_s is None:
                 return
             await asyncio.sleep(spec.every_s - spec.duration_s)
