@@ -234,6 +234,9 @@ async def test_the_same_collector_runs_kiwoom_through_login_and_flaps(tmp_path: 
             run_collector(settings, Broker.KIWOOM, symbols, sink=sink, stop_event=stop)
         )
         await eventually(lambda: kiwoom.counters.drops >= 2, limit=15)
+        # A third connection: the collector has seen the second drop too (the simulator
+        # counts a drop when it aborts, the collector when it next reads).
+        await eventually(lambda: kiwoom.counters.connections >= 3, limit=15)
         await eventually(lambda: len(sink.trade_keys) > 200)
         stop.set()
         report = await asyncio.wait_for(task, 10)
