@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
 
-from tickguard.brokers import MAX_NUMBER
+from tickguard.brokers import MAX_NUMBER, TIME_CACHE_ENTRIES
 from tickguard.errors import DecodeError
 from tickguard.models import BOOK_DEPTH, KST, BookSnapshot, Broker, Level, Side, Trade
 
@@ -109,13 +109,16 @@ def parse_hhmmss(raw: object, trading_day: date) -> datetime:
 class TimeCache:
     """Memoises ``HHMMSS`` → datetime for one trading day: most ticks share their second.
 
-    Bounded by construction (at most 86 400 keys per day) and reset when the day changes.
+    Holds only the recent seconds: cleared when it reaches ``max_entries`` (time moves
+    forward, so it refills at one miss per current second). A cache kept for the whole day
+    grew each connection's memory all session long (:data:`~tickguard.brokers.TIME_CACHE_ENTRIES`).
     """
 
-    __slots__ = ("_cache", "day")
+    __slots__ = ("_cache", "_max", "day")
 
-    def __init__(self, trading_day: date) -> None:
+    def __init__(self, trading_day: date, max_entries: int = TIME_CACHE_ENTRIES) -> None:
         self.day = trading_day
+        self._max = max_entries
         self._cache: dict[str, datetime] = {}
 
     def at(self, raw: object) -> datetime:
@@ -124,6 +127,8 @@ class TimeCache:
             if hit is not None:
                 return hit
         ts = parse_hhmmss(raw, self.day)
+        if len(self._cache) >= self._max:
+            self._cache.clear()
         self._cache[raw] = ts  # type: ignore[index]  # parse_hhmmss proved raw is a str
         return ts
 
