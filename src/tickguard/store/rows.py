@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from hashlib import blake2b
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -88,6 +90,7 @@ QUARANTINE_COLUMNS = ("broker", "received_at", "reason", "detail", "raw", "raw_d
 QUARANTINE_TYPES = ("text", "timestamptz", "text", "text", "text", "int8")
 
 trade_row = attrgetter(*TRADE_COLUMNS)
+_chain = chain.from_iterable
 bar_row = attrgetter(*BAR_COLUMNS)
 
 
@@ -102,13 +105,29 @@ def book_digest(book: BookSnapshot) -> int:
     redelivery; blake2b over a fixed little-endian layout can. The level counts lead the
     payload so that moving a level from asks to bids changes the digest.
     """
-    values = [len(book.asks), len(book.bids)]
-    for price, qty in book.asks:
-        values += (price, qty)
-    for price, qty in book.bids:
-        values += (price, qty)
-    values += (book.total_ask_qty, book.total_bid_qty)
-    return _digest(struct.pack(f"<{len(values)}q", *values))
+    return _book_digest(book, list(_chain(book.asks)), list(_chain(book.bids)))
+
+
+def _book_digest(book: BookSnapshot, asks: list[int], bids: list[int]) -> int:
+    """:func:`book_digest` from the already flattened sides (the rows need them anyway).
+
+    Payload, little-endian int64s: ask count, bid count, ask (price, qty)s, bid (price,
+    qty)s, total ask qty, total bid qty. Stored rows carry this digest: never change it.
+    """
+    n_asks, n_bids = len(book.asks), len(book.bids)
+    if len(asks) != 2 * n_asks or len(bids) != 2 * n_bids:
+        raise ValueError("a book level is not a (price, qty) pair")
+    payload = _le_int64s(len(asks) + len(bids) + 4).pack(
+        n_asks, n_bids, *asks, *bids, book.total_ask_qty, book.total_bid_qty
+    )
+    return _digest(payload)
+
+
+@lru_cache(maxsize=256)
+def _le_int64s(count: int) -> struct.Struct:
+    """A compiled struct of ``count`` little-endian int64s: books have a handful of level
+    counts, so this is one cache hit per book instead of parsing a format string."""
+    return struct.Struct(f"<{count}q")
 
 
 def raw_digest(raw: str) -> int:
@@ -121,20 +140,24 @@ def trade_rows(trades: Iterable[Trade]) -> Iterator[tuple[Any, ...]]:
 
 
 def book_rows(books: Iterable[BookSnapshot]) -> Iterator[tuple[Any, ...]]:
+    """Each side flattened once in C, then sliced into price and qty columns; the digest
+    reuses the flat lists."""
     for book in books:
+        asks = list(_chain(book.asks))
+        bids = list(_chain(book.bids))
         yield (
             book.broker,
             book.symbol,
             book.trading_day,
             book.ts,
             book.received_at,
-            [price for price, _ in book.asks],
-            [qty for _, qty in book.asks],
-            [price for price, _ in book.bids],
-            [qty for _, qty in book.bids],
+            asks[0::2],
+            asks[1::2],
+            bids[0::2],
+            bids[1::2],
             book.total_ask_qty,
             book.total_bid_qty,
-            book_digest(book),
+            _book_digest(book, asks, bids),
         )
 
 
