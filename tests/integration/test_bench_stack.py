@@ -38,6 +38,10 @@ def test_bench_stack_stores_and_times_messages() -> None:
     assert step["rows_stored"] > 0 and out["rows_stored"] == step["rows_stored"]
     assert step["stored_msgs_per_s"] > 0 and step["offered_msgs_per_s"] > 0
     assert step["trades_timed"] > 0
+    cores = step["cpu_cores"]
+    assert {"sim", "collector", "persist", "postgres", "redis", "box"} <= set(cores), cores
+    assert all(cores[k] > 0 for k in ("sim", "collector", "persist", "postgres")), cores
+    assert cores["box"] >= max(v for k, v in cores.items() if k != "box")
     assert 0 < step["p50_latency_s"] <= step["p99_latency_s"] <= step["max_latency_s"]
     if step["sustained"]:
         assert out["sustained_msgs_per_s"] == step["stored_msgs_per_s"]

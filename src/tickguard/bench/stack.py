@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
 
 from tickguard.bench.stack_procs import (
@@ -90,6 +91,10 @@ class StepResult:
     slow_consumers_dropped: int
     sustained: bool
     load_avg_1m: float
+    cpu_cores: dict[str, float] = field(default_factory=dict)
+    """CPU the window used, in cores (CPU seconds ÷ wall seconds), by process: sim,
+    collector, persist, postgres (the server and its backends), redis; ``box`` is every
+    process on the machine, so ``box`` minus the rest is what else ran meanwhile."""
 
 
 @dataclass(slots=True)
@@ -158,6 +163,8 @@ class Stack:
         self.sampler = RssSampler(rss_interval_s)
         self.db_url = self.redis_url = ""
         self.pump_interval_s = 0.01
+        self.last_cpu_cores: dict[str, float] = {}
+        """Cores each part used in the last step's window (see :meth:`cpu_seconds`)."""
         self._step = 0
 
     @property
@@ -197,6 +204,29 @@ class Stack:
             time.sleep(0.2)
         return False
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each part of the stack, and by the whole box."""
+        out: dict[str, float] = {}
+        for name, pid in self.sampler.pids().items():
+            out[name] = _cpu_of([pid])
+        postmaster = next(self.root.glob("pg/**/postmaster.pid"), None)
+        if postmaster is not None:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                pid = int(postmaster.read_text().split()[0])
+                with contextlib.suppress(psutil.Error):
+                    kids = [c.pid for c in psutil.Process(pid).children(recursive=True)]
+                    out["postgres"] = _cpu_of([pid, *kids])
+        servers = [
+            c.pid
+            for c in psutil.Process().children()
+            if c.name().startswith(("redis-server", "valkey-server"))
+        ]
+        if servers:
+            out["redis"] = _cpu_of(servers)
+        box = psutil.cpu_times()
+        out["box"] = box.user + box.nice + box.system + box.irq + box.softirq
+        return out
+
     def run_step(
         self, speed: float, warmup_s: float, seconds: float, pregenerate: bool = True
     ) -> tuple[SimInfo, Path, float, float, int, int]:
@@ -226,9 +256,12 @@ class Stack:
             log.info("step %d: first rows stored %.1f s after start", self._step,
                      time.monotonic() - t0)  # fmt: skip
             time.sleep(warmup_s)
-            w0, b0 = time.time(), self.stream_backlog()
+            w0, b0, cpu0 = time.time(), self.stream_backlog(), self.cpu_seconds()
             time.sleep(seconds)
-            w1, b1 = time.time(), self.stream_backlog()
+            w1, b1, cpu1 = time.time(), self.stream_backlog(), self.cpu_seconds()
+            self.last_cpu_cores = {
+                k: round((cpu1[k] - cpu0[k]) / (w1 - w0), 2) for k in cpu1 if k in cpu0
+            }
         finally:
             terminate(collector)
             self.sampler.forget("collector")
@@ -242,6 +275,16 @@ class Stack:
 
     def truncate(self) -> None:
         admin_query(self.db_url, "TRUNCATE trades, book_snapshots, quarantine")
+
+
+def _cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (those already gone count 0)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+    return total
 
 
 def _wait(predicate: Any, timeout_s: float) -> bool:
@@ -333,6 +376,7 @@ def measure_step(stack: Stack, target: float, speed: float, warmup_s: float,
         sim_records_per_frame=_per_frame(counters),
         slow_consumers_dropped=int(counters.get("slow_consumers_dropped", 0)),
         sustained=ok, load_avg_1m=round(os.getloadavg()[0], 2),
+        cpu_cores=dict(stack.last_cpu_cores),
     )  # fmt: skip
 
 

@@ -281,6 +281,11 @@ class RssSampler:
         with self._lock:
             self._pids.pop(name, None)
 
+    def pids(self) -> dict[str, int]:
+        """The processes watched now, by name."""
+        with self._lock:
+            return dict(self._pids)
+
     def start(self) -> None:
         self._thread.start()
 

@@ -207,6 +207,9 @@ def stack(
             f"p99 {s.p99_latency_s:.3f} s, backlog {s.backlog_start}→{s.backlog_end}, "
             f"load {s.load_avg_1m}: {mark}"
         )
+        if s.cpu_cores:
+            cores = ", ".join(f"{k} {v:.2f}" for k, v in s.cpu_cores.items())
+            typer.echo(f"            cores used: {cores}")
     out = result.as_json()
     typer.echo(f"sustained: {out['sustained_msgs_per_s']:,.0f} msgs/s")
     rss = ", ".join(f"{k} {v:.0f} MiB" for k, v in result.peak_rss_mb_by_process.items())
