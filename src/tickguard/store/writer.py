@@ -41,7 +41,6 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Self
 
@@ -94,10 +93,8 @@ _ARRAY_HEAD = struct.Struct("!3i")
 _EMPTY_INT8_ARRAY = _ARRAY_HEAD.pack(0, 0, INT8_OID)
 
 
-@lru_cache(maxsize=64)
-def _int8_array(length: int) -> struct.Struct:
-    """Header, the one dimension (length, lower bound 1), then (size 8, value) per element."""
-    return struct.Struct(f"!5i{'iq' * length}")
+_INT8_ARRAYS = rows.StructCache(lambda length: f"!5i{'iq' * length}")
+"""Header, the one dimension (length, lower bound 1), then (size 8, value) per element."""
 
 
 class Int8ArrayBinaryDumper(Dumper):
@@ -123,7 +120,7 @@ class Int8ArrayBinaryDumper(Dumper):
             return _EMPTY_INT8_ARRAY
         items = [8] * (2 * length)
         items[1::2] = obj
-        return _int8_array(length).pack(1, 0, INT8_OID, length, 1, *items)
+        return _INT8_ARRAYS[length].pack(1, 0, INT8_OID, length, 1, *items)
 
 
 @dataclass(slots=True)
