@@ -90,12 +90,14 @@ def _dt_opt(us: int | None) -> datetime | None:
 def _sides(col: list[Any]) -> list[tuple[tuple[int, int], ...]]:
     """A column of flat ``[p, q, ...]`` lists → ``((p, q), ...)`` tuples, all in C.
 
-    The lengths are checked first (every one even), so the non-strict ``zip(it, it)``,
-    measured ~35 % faster than ``strict=True``, cannot drop a value.
+    Each list's one iterator is zipped with itself, which pairs neighbours. The lengths are
+    checked first (every one even), so this non-strict zip (measured ~35 % faster than
+    ``strict=True``) cannot drop a value.
     """
     if any(map(_odd, map(len, col))):
         raise ValueError("odd number of book level values")
-    return [tuple(zip(it, it, strict=False)) for it in map(iter, col)]
+    its = list(map(iter, col))
+    return list(map(tuple, map(zip, its, its)))
 
 
 def _trade_columns(rows: Sequence[Trade]) -> list[list[Any]]:
