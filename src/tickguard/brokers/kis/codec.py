@@ -32,6 +32,7 @@ from tickguard.errors import DecodeError
 from tickguard.models import BookSnapshot, Broker, HaltSignal, Trade
 
 RecordParser = Callable[[list[str], int, datetime], Trade | BookSnapshot]
+_Route = tuple[int, RecordParser, bool, int, str]
 
 
 class KisSession:
@@ -54,10 +55,24 @@ class KisSession:
         self._halted: dict[str, bool] = {}
         """symbol → halted as last seen on this connection (a change emits a HaltSignal)."""
         times = self._times
-        self._parsers: dict[str, RecordParser] = {
-            wire.TR_TRADES: partial(parse_h0stcnt0_record, times),
-            wire.TR_BOOK: partial(parse_h0stasp0_record, times, trading_day),
+        self._routes: dict[str, _Route] = {
+            wire.TR_TRADES: (
+                wire.KNOWN_WIDTH[wire.TR_TRADES],
+                partial(parse_h0stcnt0_record, times),
+                True,
+                Cnt.HALTED,
+                wire.TRHT_YN_HALTED,
+            ),
+            wire.TR_BOOK: (
+                wire.KNOWN_WIDTH[wire.TR_BOOK],
+                partial(parse_h0stasp0_record, times, trading_day),
+                False,
+                Asp.HOUR_CLS,
+                wire.HOUR_CLS_VI,
+            ),
         }
+        """tr_id → (narrowest width, record parser, trades?, halt flag column, its halted value):
+        one lookup per frame."""
 
     @property
     def trading_day(self) -> date:
@@ -125,13 +140,17 @@ class KisSession:
         if len(parts) != 4:
             raise DecodeError("bad_frame", "expected flag|tr_id|count|payload")
         flag, tr_id, count_text, payload = parts
-        known_width = wire.KNOWN_WIDTH.get(tr_id)
-        if known_width is None:
+        route = self._routes.get(tr_id)
+        if route is None:
             raise DecodeError("unknown_tr", repr(tr_id[:32]))
-        digits = count_text.isascii() and count_text.isdigit() and len(count_text) <= 6
-        count = int(count_text) if digits else 0  # int() refuses > 4300 digits: not a count
-        if count < 1:
-            raise DecodeError("bad_count", repr(count_text[:16]))
+        known_width, parse, trades, flag_at, halted_value = route
+        if count_text == "001":  # most frames: skip the digit checks
+            count = 1
+        else:
+            digits = count_text.isascii() and count_text.isdigit() and len(count_text) <= 6
+            count = int(count_text) if digits else 0  # int() refuses > 4300 digits: no count
+            if count < 1:
+                raise DecodeError("bad_count", repr(count_text[:16]))
         if flag == "1":
             payload = self._decrypt(tr_id, payload)
         elif flag != "0":
@@ -143,11 +162,7 @@ class KisSession:
         width = total // count
         if width < known_width:
             raise DecodeError("too_narrow", f"{width} fields per {tr_id} record")
-        parse = self._parsers[tr_id]
-        append = out.events.append
-        trades = tr_id == wire.TR_TRADES
-        flag_at = Cnt.HALTED if trades else Asp.HOUR_CLS
-        halted_value = wire.TRHT_YN_HALTED if trades else wire.HOUR_CLS_VI
+        events = out.events
         state = self._halted
         for start in range(0, total, width):
             try:
@@ -155,7 +170,7 @@ class KisSession:
             except Exception as exc:  # one bad record must not cost its neighbours
                 self._quarantine_record(out, tr_id, fields[start : start + width], exc)
                 continue
-            append(event)
+            events.append(event)
             halted = fields[start + flag_at] == halted_value
             if state.get(event.symbol) is not halted:
                 state[event.symbol] = halted
