@@ -61,10 +61,11 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 A decoded record keeps ~20 container objects alive (level tuples, the model object, its
 row) until its read commits, so at the default thresholds the collector ran hundreds of
-times per read, promoting the in-flight batches and rescanning them in full collections. Measured in a process with persist's heap (decode + book rows, 2000-row
-batches, 2/3 books): 21.7 µs/record at the defaults, 9.7 with the start-up heap frozen,
-7.3 frozen with these thresholds, 6.8 with the collector off. Hardly any of these objects
-are in cycles, so collecting less often costs little memory."""
+times per read, promoting the in-flight batches and rescanning them in full collections.
+Measured in a process with persist's heap (decode + book rows, 2000-row batches, 2/3
+books): 21.7 µs/record at the defaults, 9.7 with the start-up heap frozen, 7.3 frozen
+with these thresholds, 6.8 with the collector off. Hardly any of these objects are in
+cycles, so collecting less often costs little memory."""
 
 _gc_lock = threading.Lock()
 _gc_users = 0
