@@ -60,6 +60,8 @@ class EventQueue:
         self._closed = False
         self._turn = asyncio.Lock()
         """Held by the reader waiting for room; others queue behind it (FIFO)."""
+        self._waiting = 0
+        """Readers inside :meth:`_put_waiting` (a plain int: checked on every put)."""
         self._room = asyncio.Event()
         self._ready: asyncio.Future[bool] | None = None
         """The consumer's wake-up while it waits for ``_wanted`` items."""
@@ -72,7 +74,7 @@ class EventQueue:
         """Append ``items`` in order; waits for room past the cap (nothing is dropped)."""
         buf = self._items
         size = len(buf) + len(items)
-        if size > self.max_events or self._turn.locked():
+        if size > self.max_events or self._waiting:
             await self._put_waiting(items)
             return
         buf.extend(items)
@@ -82,6 +84,13 @@ class EventQueue:
             self._wake()
 
     async def _put_waiting(self, items: Sequence[Item]) -> None:
+        self._waiting += 1
+        try:
+            await self._put_in_turn(items)
+        finally:
+            self._waiting -= 1
+
+    async def _put_in_turn(self, items: Sequence[Item]) -> None:
         async with self._turn:
             rest = list(items)
             while True:
@@ -159,7 +168,7 @@ class EventQueue:
             ready.set_result(True)
 
     def _freed(self) -> None:
-        if self._turn.locked():
+        if self._waiting:
             self._room.set()
 
 

@@ -120,10 +120,11 @@ class ConnectionRunner:
         log.info("subscribed %d registrations on %s", len(self.subscriptions), self.broker.value)
 
     async def _read(self, ws: ClientConnection) -> None:
-        stats, session, recorder = self.stats, self.session, self.recorder
+        stats, session, recorder, queue = self.stats, self.session, self.recorder, self.queue
+        now_utc = datetime.now
         while True:
             raw = await ws.recv()
-            now = utc_now()
+            now = now_utc(UTC)
             self.last_frame_at = now
             stats.frames += 1
             if recorder is not None:
@@ -132,41 +133,56 @@ class ConnectionRunner:
             if decoded.replies:
                 await self._send(ws, decoded.replies)
                 stats.replies += len(decoded.replies)
-            items: list[Item] = []
-            if decoded.acks:
-                items.extend(self._on_acks(decoded.acks, now))
-            if decoded.controls:
-                await self._on_controls(ws, decoded.controls)
-            if decoded.quarantined:
-                items.extend(self._quarantine(decoded, now))
-            if decoded.events:
-                items.extend(self._on_data(decoded.events, now))
-            if decoded.halts:
-                items.extend(decoded.halts)
+            items: Sequence[Item]
+            if decoded.acks or decoded.controls or decoded.quarantined or decoded.halts:
+                items = await self._on_frame(ws, decoded, now)
+            elif decoded.events:  # the hot path: a frame of trades/books only
+                items = self._on_data(decoded.events, now)
+            else:
+                continue
             if items:
                 self._in_put = True
                 try:
-                    await self.queue.put_many(items)
+                    # the queue copies the references: the list is not kept
+                    await queue.put_many(items)
                 finally:
                     self._in_put = False
 
-    def _on_data(self, events: list[Trade | BookSnapshot], now: datetime) -> list[Item]:
+    async def _on_frame(self, ws: ClientConnection, decoded: Decoded, now: datetime) -> list[Item]:
+        """Every part of a frame that carries more than data, in the order it is queued."""
+        items: list[Item] = []
+        if decoded.acks:
+            items.extend(self._on_acks(decoded.acks, now))
+        if decoded.controls:
+            await self._on_controls(ws, decoded.controls)
+        if decoded.quarantined:
+            items.extend(self._quarantine(decoded, now))
+        if decoded.events:
+            items.extend(self._on_data(decoded.events, now))
+        if decoded.halts:
+            items.extend(decoded.halts)
+        return items
+
+    def _on_data(self, events: list[Trade | BookSnapshot], now: datetime) -> Sequence[Item]:
+        """Count and timestamp a frame's data; its events themselves, no copy (rarely
+        preceded by the gaps the first data closes)."""
         mono = time.monotonic()
-        self.stats.data_frames += 1
+        stats = self.stats
+        stats.data_frames += 1
+        trades = 0
         for event in events:
-            if isinstance(event, Trade):
-                self.stats.trades += 1
-            else:
-                self.stats.books += 1
+            if type(event) is Trade:
+                trades += 1
+        stats.trades += trades
+        stats.books += len(events) - trades
         self.last_data_mono = self._alive_mono = mono
         self.last_data_at = now
-        items: list[Item] = list(events)
         if self.first_data_mono is None:
             self.first_data_mono = mono
             closed = self.gaps.on_data(now, self._live_subscriptions())
-            self.stats.gaps_closed += len(closed)
-            items[:0] = closed
-        return items
+            stats.gaps_closed += len(closed)
+            return [*closed, *events]
+        return events
 
     def _live_subscriptions(self) -> list[Subscription]:
         """Accepted, plus those still waiting for an ack (data flows: assume they are on)."""
