@@ -19,9 +19,7 @@ from tickguard.brokers import MAX_NUMBER
 from tickguard.brokers.kis import wire
 from tickguard.brokers.kis.codec import KisSession
 from tickguard.brokers.kis.records import (
-    LADDER_SYMBOLS,
     KstTimes,
-    Ladders,
     parse_h0stasp0_record,
     parse_h0stasp0_record_checked,
 )
@@ -54,20 +52,10 @@ def _with(fields: list[str], **changes: str) -> list[str]:
     return out
 
 
-def _outcome(
-    parse: object, fields: list[str], ladders: Ladders | None = None
-) -> BookSnapshot | tuple[str, str]:
-    """The book, or (reason, detail) of the refusal; ``ladders`` is the fast path's memo,
-    primed with the example's ladder unless given (so the fast path takes its reuse branch)."""
+def _outcome(parse: object, fields: list[str]) -> BookSnapshot | tuple[str, str]:
     assert callable(parse)
-    context: tuple[object, ...] = (KstTimes(), DAY)
-    if parse is parse_h0stasp0_record:
-        if ladders is None:
-            ladders = {}
-            parse_h0stasp0_record(KstTimes(), ladders, DAY, _example(), 0, RECEIVED)
-        context = (KstTimes(), ladders, DAY)
     try:
-        book = parse(*context, fields, 0, RECEIVED)
+        book = parse(KstTimes(), DAY, fields, 0, RECEIVED)
     except DecodeError as exc:
         return (exc.reason, exc.detail)
     assert isinstance(book, BookSnapshot)
@@ -165,43 +153,6 @@ def test_symbol_and_time_are_still_checked(column: str, value: str, reason: str)
     assert _decode(fields) == reason
 
 
-def test_an_unchanged_ladder_is_reused_and_a_changed_one_read_afresh() -> None:
-    ladders: Ladders = {}
-    first = _outcome(parse_h0stasp0_record, _example(), ladders)
-    assert isinstance(first, BookSnapshot) and list(ladders) == ["005930"]
-    moved = _with(_example(), ASKP_RSQN1="7", BIDP_RSQN10="8")  # same prices, new quantities
-    second = _outcome(parse_h0stasp0_record, moved, ladders)
-    assert isinstance(second, BookSnapshot)
-    assert second.asks[0] == (first.asks[0][0], 7) and second.bids[-1] == (first.bids[-1][0], 8)
-    assert second == _outcome(parse_h0stasp0_record_checked, moved)
-    shifted = _with(_example(), ASKP1="71800", BIDP1="0")
-    third = _outcome(parse_h0stasp0_record, shifted, ladders)
-    assert third == _outcome(parse_h0stasp0_record_checked, shifted)
-    assert isinstance(third, BookSnapshot) and third.asks[0][0] == 71800 and len(third.bids) == 9
-    assert ladders["005930"][1][0] == 71800
-
-
-def test_a_remembered_ladder_with_bad_quantities_is_refused_as_before() -> None:
-    bad = _with(_example(), ASKP_RSQN3="-1")
-    assert _outcome(parse_h0stasp0_record, bad) == _outcome(parse_h0stasp0_record_checked, bad)
-    assert _outcome(parse_h0stasp0_record, bad) == ("bad_number", "level 3 quantity=-1")
-
-
-def test_the_ladder_memo_is_bounded_and_keeps_only_valid_symbols() -> None:
-    ladders: Ladders = {}
-    for n in range(LADDER_SYMBOLS + 5):
-        book = _outcome(
-            parse_h0stasp0_record, _with(_example(), MKSC_SHRN_ISCD=f"{n:06d}"), ladders
-        )
-        assert isinstance(book, BookSnapshot)
-        assert len(ladders) <= LADDER_SYMBOLS
-    ladders.clear()
-    for symbol in ("", "a b", "0" * 13):
-        refused = _outcome(parse_h0stasp0_record, _with(_example(), MKSC_SHRN_ISCD=symbol), ladders)
-        assert refused == ("bad_symbol", repr(symbol))
-    assert ladders == {}
-
-
 _number = st.one_of(
     st.integers(min_value=0, max_value=999_999).map(str),
     st.sampled_from(
@@ -220,6 +171,6 @@ def test_fast_path_agrees_with_the_reference_on_any_record(
     changes: dict[str, str], symbol: str, hour: str
 ) -> None:
     fields = _with(_example(), MKSC_SHRN_ISCD=symbol, BSOP_HOUR=hour, **changes)
-    expected = _outcome(parse_h0stasp0_record_checked, fields)
-    assert _outcome(parse_h0stasp0_record, fields) == expected  # ladder remembered
-    assert _outcome(parse_h0stasp0_record, fields, {}) == expected  # ladder read afresh
+    assert _outcome(parse_h0stasp0_record, fields) == _outcome(
+        parse_h0stasp0_record_checked, fields
+    )

@@ -26,12 +26,7 @@ from tickguard.brokers.base import Control, ControlKind, Decoded, Quarantine, Su
 from tickguard.brokers.kis import wire
 from tickguard.brokers.kis.control import interpret, parse_control_frame
 from tickguard.brokers.kis.crypto import AesKey, decrypt_payload
-from tickguard.brokers.kis.records import (
-    KstTimes,
-    Ladders,
-    parse_h0stasp0_record,
-    parse_h0stcnt0_record,
-)
+from tickguard.brokers.kis.records import KstTimes, parse_h0stasp0_record, parse_h0stcnt0_record
 from tickguard.brokers.kis.wire import Asp, Cnt
 from tickguard.errors import DecodeError
 from tickguard.models import BookSnapshot, Broker, HaltSignal, Trade
@@ -59,8 +54,6 @@ class KisSession:
         self._requested: dict[tuple[str, str], bool] = {}
         self._halted: dict[str, bool] = {}
         """symbol → halted as last seen on this connection (a change emits a HaltSignal)."""
-        self._ladders: Ladders = {}
-        """symbol → its last price ladder (see ``parse_h0stasp0_record``), ≤ LADDER_SYMBOLS."""
         times = self._times
         self._routes: dict[str, _Route] = {
             wire.TR_TRADES: (
@@ -72,7 +65,7 @@ class KisSession:
             ),
             wire.TR_BOOK: (
                 wire.KNOWN_WIDTH[wire.TR_BOOK],
-                partial(parse_h0stasp0_record, times, self._ladders, trading_day),
+                partial(parse_h0stasp0_record, times, trading_day),
                 False,
                 Asp.HOUR_CLS,
                 wire.HOUR_CLS_VI,

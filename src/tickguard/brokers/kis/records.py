@@ -2,8 +2,8 @@
 
 A frame's payload is one flat list of ``^``-separated fields holding ``count`` records; the
 functions here read one record at ``start`` inside that list, so the hot path never copies a
-record whole. Per-session context (the time cache, the book ladder memo, the trading day) comes
-first in each signature so the session binds it once with ``functools.partial``. Errors raise
+record. Per-session context (the time cache, the trading day) comes first in each signature
+so the session binds it once with ``functools.partial``. Errors raise
 :class:`~tickguard.errors.DecodeError`; the session turns them into quarantine entries.
 Exchange time is built in Asia/Seoul through :class:`KstTimes`, a bounded cache, because
 building a tz-aware datetime costs more than the rest of a record.
@@ -186,74 +186,48 @@ def parse_h0stasp0_record_checked(
     )
 
 
-# The book's numbers are one run of columns: 10 ask then 10 bid prices, their 10 + 10
-# quantities, the two totals. Read as slices they convert in C; the fast path relies on
-# that layout, so a layout that breaks it stops the import rather than misreading books.
-_P0 = Asp.ASK_PRICE
-_Q0 = _P0 + 2 * BOOK_DEPTH
-if (Asp.BID_PRICE, Asp.ASK_QTY, Asp.BID_QTY, Asp.TOTAL_ASK, Asp.TOTAL_BID) != (
-    _P0 + BOOK_DEPTH, _Q0, _Q0 + BOOK_DEPTH, _Q0 + 2 * BOOK_DEPTH, _Q0 + 2 * BOOK_DEPTH + 1
-):  # fmt: skip
-    raise ImportError("H0STASP0 layout: prices, quantities and totals are no longer one run")
-_Q_END = Asp.TOTAL_BID + 1
+# The book's numbers — 10 ask prices, 10 bid prices, their 10 + 10 quantities, the two
+# totals — are one contiguous run of columns: read as one slice, they convert in C.
+_A_FIRST = min(Asp.ASK_PRICE, Asp.BID_PRICE, Asp.ASK_QTY, Asp.BID_QTY, Asp.TOTAL_ASK, Asp.TOTAL_BID)
+_A_END = max(Asp.ASK_PRICE + BOOK_DEPTH, Asp.BID_PRICE + BOOK_DEPTH, Asp.ASK_QTY + BOOK_DEPTH,
+             Asp.BID_QTY + BOOK_DEPTH, Asp.TOTAL_ASK + 1, Asp.TOTAL_BID + 1)  # fmt: skip
+_A_ASKP, _A_BIDP = Asp.ASK_PRICE - _A_FIRST, Asp.BID_PRICE - _A_FIRST
+_A_ASKQ, _A_BIDQ = Asp.ASK_QTY - _A_FIRST, Asp.BID_QTY - _A_FIRST
+_A_TOTAL_ASK, _A_TOTAL_BID = Asp.TOTAL_ASK - _A_FIRST, Asp.TOTAL_BID - _A_FIRST
 _A_SYMBOL, _A_HOUR = Asp.SYMBOL, Asp.HOUR
-
-LADDER_SYMBOLS = 1024
-"""Symbols whose last price ladder a session remembers (KIS serves ~41 per connection)."""
-
-Ladders = dict[str, tuple[Sequence[str], list[int]]]
-"""symbol → the 20 price texts of its last book taken whole, and their values."""
 
 
 def parse_h0stasp0_record(
-    times: KstTimes,
-    ladders: Ladders,
-    trading_day: date,
-    fields: Sequence[str],
-    start: int,
-    received_at: datetime,
+    times: KstTimes, trading_day: date, fields: Sequence[str], start: int, received_at: datetime
 ) -> BookSnapshot:
     """One H0STASP0 record → :class:`BookSnapshot`; the record has a time only (BSOP_HOUR).
 
-    Numbers convert a slice at a time in one ``map`` and are range-checked at once. Most
-    updates leave a symbol's 20 prices as they were (quantities move), so a ladder equal to
-    the symbol's last one in ``ladders`` reuses its values. A record with anything
-    non-numeric, out of range or otherwise doubtful goes to
-    :func:`parse_h0stasp0_record_checked`, which names the field (and ignores the quantity
-    of a price-0 level, as it always did): the same events and quarantine as it alone.
+    All 42 numbers are converted in one ``map`` and range-checked at once; a record where
+    any of them is non-numeric or out of range goes to :func:`parse_h0stasp0_record_checked`,
+    which names the field (and ignores the quantity of a price-0 level, as it always did):
+    the same events and the same quarantine as that function alone.
     """
-    symbol = fields[start + _A_SYMBOL]
-    if not symbol or len(symbol) > 12 or not (symbol.isascii() and symbol.isalnum()):
-        return parse_h0stasp0_record_checked(times, trading_day, fields, start, received_at)
-    price_texts = fields[start + _P0 : start + _Q0]
-    known = ladders.get(symbol)
-    if known is not None and known[0] == price_texts:
-        prices = known[1]
-    else:
-        try:
-            prices = list(map(int, price_texts))
-        except ValueError:
-            return parse_h0stasp0_record_checked(times, trading_day, fields, start, received_at)
-        # In range, 3x cheaper than min()/max(): without a "-" none is negative, and then a
-        # sum within the bound holds each one within it.
-        if "-" in "^".join(price_texts) or sum(prices) > MAX_NUMBER:
-            return parse_h0stasp0_record_checked(times, trading_day, fields, start, received_at)
-        if len(ladders) >= LADDER_SYMBOLS:
-            ladders.clear()
-        ladders[symbol] = (price_texts, prices)
-    qty_texts = fields[start + _Q0 : start + _Q_END]
+    texts = fields[start + _A_FIRST : start + _A_END]
     try:
-        qtys = list(map(int, qty_texts))
+        nums = list(map(int, texts))
     except ValueError:
         return parse_h0stasp0_record_checked(times, trading_day, fields, start, received_at)
-    if "-" in "^".join(qty_texts) or sum(qtys) > MAX_NUMBER:
+    # In range, 3x cheaper than min()/max(): without a "-" none is negative, and then a sum
+    # within the bound holds each one within it.
+    if "-" in "^".join(texts) or sum(nums) > MAX_NUMBER:
         return parse_h0stasp0_record_checked(times, trading_day, fields, start, received_at)
-    # Each slice holds BOOK_DEPTH numbers: zip's strict check would cost ~0.2 µs a side.
-    asks = tuple(zip(prices[:BOOK_DEPTH], qtys[:BOOK_DEPTH], strict=False))
-    bids = tuple(zip(prices[BOOK_DEPTH:], qtys[BOOK_DEPTH : 2 * BOOK_DEPTH], strict=False))
-    if not all(prices):  # a thin book: price-0 levels are left out
+    # Both slices hold BOOK_DEPTH numbers: zip's strict check would cost ~0.2 µs a side.
+    ask_prices = nums[_A_ASKP : _A_ASKP + BOOK_DEPTH]
+    bid_prices = nums[_A_BIDP : _A_BIDP + BOOK_DEPTH]
+    asks = tuple(zip(ask_prices, nums[_A_ASKQ : _A_ASKQ + BOOK_DEPTH], strict=False))
+    bids = tuple(zip(bid_prices, nums[_A_BIDQ : _A_BIDQ + BOOK_DEPTH], strict=False))
+    if not all(ask_prices):  # a thin book: price-0 levels are left out
         asks = tuple([level for level in asks if level[0]])
+    if not all(bid_prices):
         bids = tuple([level for level in bids if level[0]])
+    symbol = fields[start + _A_SYMBOL]
+    if not symbol or len(symbol) > 12 or not (symbol.isascii() and symbol.isalnum()):
+        raise DecodeError("bad_symbol", repr(symbol[:32]))
     return BookSnapshot(
         Broker.KIS,
         symbol,
@@ -261,7 +235,7 @@ def parse_h0stasp0_record(
         times.at(trading_day, fields[start + _A_HOUR]),
         asks,
         bids,
-        qtys[-2],
-        qtys[-1],
+        nums[_A_TOTAL_ASK],
+        nums[_A_TOTAL_BID],
         received_at,
     )
