@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 
 from tickguard.brokers.base import Channel
 from tickguard.brokers.registry import REGISTRY
+from tickguard.gctune import hot_path_gc
 from tickguard.metrics import CollectorSource, CountingSink, collector_port, serving
 from tickguard.models import KST, Broker
 from tickguard.settings import Settings
@@ -140,8 +141,9 @@ async def run_collector(
         for journal, supervisor in zip(journals, supervisors, strict=False):
             # an earlier process on this app key died with frames it had read: replay them
             await recover(journal, supervisor.gaps, sink, REGISTRY[broker], settings, day)
-        with serving(
-            metrics.host, collector_port(metrics, broker), source, enabled=metrics.enabled
+        with (
+            serving(metrics.host, collector_port(metrics, broker), source, enabled=metrics.enabled),
+            hot_path_gc(),
         ):
             await _run(supervisors, batcher, stop_event, stop_at)
         clean = True

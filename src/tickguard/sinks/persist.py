@@ -24,15 +24,13 @@ makes the process SIGKILL itself right after its N-th commit (default 1), before
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -41,6 +39,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from tickguard.errors import DecodeError
+from tickguard.gctune import hot_path_gc
 from tickguard.metrics.exporter import Source, serving
 from tickguard.metrics.ledger import LedgerSource
 from tickguard.metrics.persist import PersistSource
@@ -56,20 +55,6 @@ from tickguard.store.writer import PostgresWriter
 log = logging.getLogger(__name__)
 
 FAULT_ENV = "TICKGUARD_PERSIST_FAULT"
-GC_THRESHOLDS = (50_000, 20, 10)
-"""The cyclic collector's thresholds while persist runs (CPython's default: 700, 10, 10).
-
-A decoded record keeps ~20 container objects alive (level tuples, the model object, its
-row) until its read commits, so at the default thresholds the collector ran hundreds of
-times per read, promoting the in-flight batches and rescanning them in full collections.
-Measured in a process with persist's heap (decode + book rows, 2000-row batches, 2/3
-books): 21.7 µs/record at the defaults, 9.7 with the start-up heap frozen, 7.3 frozen
-with these thresholds, 6.8 with the collector off. Hardly any of these objects are in
-cycles, so collecting less often costs little memory."""
-
-_gc_lock = threading.Lock()
-_gc_users = 0
-_gc_saved: tuple[int, int, int] = gc.get_threshold()
 
 
 def sync_redis(url: str, block_ms: int) -> redis.Redis:
@@ -186,7 +171,7 @@ class Persist:
                 *sources,
                 enabled=self.metrics.enabled,
             ),
-            _batch_gc(),
+            hot_path_gc(),
         ):
             self._run()
         self.close()
@@ -343,28 +328,6 @@ def _decode(entry: Entry) -> Batch:
     if data is None:
         raise DecodeError("missing_field", "entry has no 'b' field")
     return decode_batch(data)
-
-
-@contextmanager
-def _batch_gc() -> Iterator[None]:
-    """Freeze what start-up allocated and collect less often while persist runs (see
-    :data:`GC_THRESHOLDS`); the process's own settings come back when the last running
-    persist of the process (a drill may run several) stops."""
-    global _gc_users, _gc_saved
-    with _gc_lock:
-        if _gc_users == 0:
-            _gc_saved = gc.get_threshold()
-            gc.freeze()
-            gc.set_threshold(*GC_THRESHOLDS)
-        _gc_users += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_users -= 1
-            if _gc_users == 0:
-                gc.set_threshold(*_gc_saved)
-                gc.unfreeze()
 
 
 def stop_on_signals(persist: Persist) -> None:
