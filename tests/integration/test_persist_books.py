@@ -10,29 +10,20 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import psycopg
 import redis
+from test_persist_stream import wait_for
 
+from tickguard.gctune import THRESHOLDS as GC_THRESHOLDS
 from tickguard.models import KST, Batch, BookSnapshot, Broker
 from tickguard.sinks.encoding import encode_batch
-from tickguard.sinks.persist import GC_THRESHOLDS, Persist
+from tickguard.sinks.persist import Persist
 from tickguard.sinks.redis_stream import FIELD, stream_key
 from tickguard.store.migrate import libpq_url
 from tickguard.store.rows import book_digest
 from tickguard.store.writer import PostgresWriter
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout_s}s")
 
 
 def books(i: int) -> list[BookSnapshot]:
