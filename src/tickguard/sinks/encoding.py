@@ -100,9 +100,24 @@ def _sides(col: list[Any]) -> list[tuple[tuple[int, int], ...]]:
     return list(map(tuple, map(zip, its, its)))
 
 
+def _shared_us(values: list[datetime]) -> list[int]:
+    """:func:`_us` of a column whose rows share a few datetime objects (exchange times:
+    the codecs hand out one object per second), converted once per distinct object.
+
+    Keyed by ``id``, not by value: two equal datetimes of one zone can differ in ``fold``
+    (and so in instant), and the rows keep every object alive for the call. Measured on
+    KST exchange times: ~110 ns a row instead of ~500 (a ZoneInfo offset per subtraction).
+    """
+    ids = list(map(id, values))
+    epoch, us = _EPOCH, _US
+    distinct = dict(zip(ids, values, strict=True))
+    known = {key: (value - epoch) // us for key, value in distinct.items()}
+    return list(map(known.__getitem__, ids))
+
+
 def _trade_columns(rows: Sequence[Trade]) -> list[list[Any]]:
     """Enum members go in as they are: msgpack packs a ``StrEnum`` as its string value.
-    Timestamps are converted inline (no ``_us`` call per value: this is the hot part)."""
+    ``received_at`` (per frame, UTC: cheap) is converted inline, ``ts`` once per object."""
     if not rows:
         return []
     epoch, us = _EPOCH, _US
@@ -110,7 +125,7 @@ def _trade_columns(rows: Sequence[Trade]) -> list[list[Any]]:
         [r.broker for r in rows],
         [r.symbol for r in rows],
         [r.trading_day.toordinal() for r in rows],
-        [(r.ts - epoch) // us for r in rows],
+        _shared_us([r.ts for r in rows]),
         [r.price for r in rows],
         [r.qty for r in rows],
         [r.side for r in rows],
@@ -120,18 +135,34 @@ def _trade_columns(rows: Sequence[Trade]) -> list[list[Any]]:
     ]
 
 
+def _flat_sides(sides: list[tuple[tuple[int, int], ...]]) -> list[list[int]]:
+    """Each side ``((p, q), ...)`` → ``[p, q, ...]``.
+
+    A full side (:data:`~tickguard.models.BOOK_DEPTH` levels, nearly every book) is
+    unpacked in one list display: ~250 ns instead of ~500 for ``list(chain(...))``, which
+    grows its list without a length hint. Other depths take the general path.
+    """
+    flat = _chain
+    return [
+        [*s[0], *s[1], *s[2], *s[3], *s[4], *s[5], *s[6], *s[7], *s[8], *s[9]]
+        if len(s) == 10
+        else [*flat(s)]
+        for s in sides
+    ]
+
+
 def _book_columns(rows: Sequence[BookSnapshot]) -> list[list[Any]]:
-    """As :func:`_trade_columns`; each side is flattened by :data:`_chain` in C."""
+    """As :func:`_trade_columns`; the sides are flattened by :func:`_flat_sides`."""
     if not rows:
         return []
-    epoch, us, flat = _EPOCH, _US, _chain
+    epoch, us = _EPOCH, _US
     return [
         [r.broker for r in rows],
         [r.symbol for r in rows],
         [r.trading_day.toordinal() for r in rows],
-        [(r.ts - epoch) // us for r in rows],
-        [list(flat(r.asks)) for r in rows],
-        [list(flat(r.bids)) for r in rows],
+        _shared_us([r.ts for r in rows]),
+        _flat_sides([r.asks for r in rows]),
+        _flat_sides([r.bids for r in rows]),
         [r.total_ask_qty for r in rows],
         [r.total_bid_qty for r in rows],
         [(r.received_at - epoch) // us for r in rows],
