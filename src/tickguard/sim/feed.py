@@ -35,6 +35,11 @@ from tickguard.sim.truth import TruthWriter
 
 MAX_EVENTS_PER_ROUND = 5_000
 """Events per pump round before frames are flushed and the loop serves control traffic."""
+BURST_BYTES = 256 * 1024
+"""Frame text a writer hands the socket in one write; then it drains before the next."""
+Sent = tuple[Hashable, list[Queued], str]
+"""A frame of a burst: (group, records, kind); no records = an injected malformed frame,
+its kind then the variant."""
 
 
 class Wire(Protocol):
@@ -155,19 +160,62 @@ class Feed:
         conn.ws.transport.abort()
 
     async def writer(self, conn: Conn) -> None:
-        """Send one connection's frames; only this connection waits when its peer is slow."""
+        """Send one connection's frames; only this connection waits when its peer is slow.
+
+        Each burst (the frames queued by now, up to ``BURST_BYTES``) goes out in one socket
+        write; its frames are recorded in the truth once the transport has them, in order.
+        The writer awaits the transport's drain after every burst, so a slow peer leaves
+        frames in ``conn.frames``, where the pump's ``max_pending`` check drops it.
+        """
         while True:
             await conn.ready.wait()
             conn.ready.clear()
             while conn.frames:
-                group, items = conn.frames.popleft()
                 if conn.dying:
                     conn.frames.clear()
                     return
-                subs = conn.subs  # nothing of a registration after its removal's ack
-                held = [q for q in items if (q[0], q[1]) in subs]
-                if held:
-                    await self._send(conn, group, held)
+                texts: list[str] = []
+                sent: list[Sent] = []
+                self._burst(conn, texts, sent)
+                if not texts:
+                    continue
+                try:
+                    await conn.ws.send_texts(texts)
+                except ConnectionClosed:
+                    return
+                self._record_burst(conn, sent)
+
+    def _burst(self, conn: Conn, texts: list[str], sent: list[Sent]) -> None:
+        """Frame queued records into ``texts`` (and what each is, into ``sent``) until the
+        queue is empty or the burst holds ``BURST_BYTES``."""
+        frames, subs, size = conn.frames, conn.subs, 0
+        malformed = self._faults.malformed()
+        while frames and size < BURST_BYTES:
+            group, items = frames.popleft()
+            # nothing of a registration after its removal's ack
+            held = [q for q in items if (q[0], q[1]) in subs]
+            if not held:
+                continue
+            records, kind = self._records(held)
+            frame = self._wire.frame(group, records)
+            if malformed is not None and self._rng.random() < malformed.rate:
+                if malformed.mode == "corrupt":
+                    frame, kind = self._wire.corrupt(self._rng, frame), "malformed"
+                else:
+                    bad, variant = self._wire.malformed(self._rng, held[0][0], held[0][2])
+                    texts.append(bad)
+                    sent.append((group, [], variant))
+            texts.append(frame)
+            sent.append((group, held, kind))
+            size += len(frame)
+
+    def _record_burst(self, conn: Conn, sent: list[Sent]) -> None:
+        sim_t = self._clock.session_t()
+        for group, items, kind in sent:
+            if items:
+                self._record(conn, sim_t, group, items, kind)
+            else:
+                self._record_injected(conn, sim_t, group, kind)
 
     def _grow_now(self, channel: str) -> bool:
         for g in self._faults.grows():
@@ -194,27 +242,13 @@ class Feed:
             grow(r) if q[0] in growing else r for q, r in zip(items, records, strict=True)
         ], "grown"
 
-    async def _send(self, conn: Conn, group: Hashable, items: list[Queued]) -> None:
-        records, kind = self._records(items)
-        frame = self._wire.frame(group, records)
-        spec = self._faults.malformed()
-        if spec is not None and self._rng.random() < spec.rate:
-            if spec.mode == "corrupt":
-                frame, kind = self._wire.corrupt(self._rng, frame), "malformed"
-            elif not await self._inject_malformed(conn, group, items[0]):
-                return
-        try:
-            await conn.ws.send(frame)
-        except ConnectionClosed:
-            return
-        self._record(conn, group, items, kind)
-
-    def _record(self, conn: Conn, group: Hashable, items: list[Queued], kind: str) -> None:
+    def _record(self, conn: Conn, sim_t: float, group: Hashable, items: list[Queued],
+                kind: str) -> None:  # fmt: skip
         trade_channel = self._wire.trade_channel
         trades = [(s, k) for ch, s, _, k in items if ch == trade_channel]
         books = [(s, k) for ch, s, _, k in items if ch != trade_channel]
         label = self._wire.label(group)
-        self._truth.frame(conn.id, self._clock.session_t(), label, kind, trades, books)
+        self._truth.frame(conn.id, sim_t, label, kind, trades, books)
         c = self._counters
         c.frames_sent += 1
         c.grown_frames += kind == "grown"
@@ -225,19 +259,13 @@ class Feed:
             c.trade_records_sent += len(trades)
             c.book_records_sent += len(books)
 
-    async def _inject_malformed(self, conn: Conn, group: Hashable, first: Queued) -> bool:
-        bad, variant = self._wire.malformed(self._rng, first[0], first[2])
-        try:
-            await conn.ws.send(bad)
-        except ConnectionClosed:
-            return False
+    def _record_injected(self, conn: Conn, sim_t: float, group: Hashable, variant: str) -> None:
+        """A broken frame carrying no record of its own (sent before a data frame)."""
         now = time.time()
-        self._truth.frame(conn.id, self._clock.session_t(), self._wire.label(group),
-                          "malformed", [], [])  # fmt: skip
+        self._truth.frame(conn.id, sim_t, self._wire.label(group), "malformed", [], [])
         self._truth.fault("malformed", conn.id, now, now, variant=variant)
         self._counters.frames_sent += 1
         self._counters.malformed_sent += 1
-        return True
 
     def close(self) -> None:
         """Record grow faults (one row per spec: first grown frame → now) and withheld

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
-from websockets.asyncio.server import ServerConnection
 
 from tickguard.sim.kis_control import KisControl, is_pingpong
 from tickguard.sim.kis_feed import KisWire
@@ -32,7 +31,7 @@ from tickguard.sim.kis_history import KisHistoryService, KisRestRules, market_hi
 from tickguard.sim.kis_rest import KisAuthority, TokenRules, rest_app
 from tickguard.sim.kis_wire import pingpong
 from tickguard.sim.server import SimConfig, SimServer
-from tickguard.sim.sessions import Conn
+from tickguard.sim.sessions import Conn, FeedConnection
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class KisSimConfig(SimConfig):
     """Quotation TRs (backfill): per-app-key rate (EGW00201 past it), rows per call."""
 
 
-class _KisConnection(ServerConnection):
+class _KisConnection(FeedConnection):
     """Reports PONG control frames: KIS's official sample answers PINGPONG with ``ws.pong``."""
 
     on_pong: Any = None

@@ -44,7 +44,7 @@ from tickguard.sim.faults import FaultSchedule, Flap, Silence
 from tickguard.sim.feed import Feed, Wire
 from tickguard.sim.kis_rest import RestServer
 from tickguard.sim.market import GenTrade, Market, MarketConfig, seconds_of
-from tickguard.sim.sessions import Conn, SessionTable, SimCounters
+from tickguard.sim.sessions import Conn, FeedConnection, SessionTable, SimCounters
 from tickguard.sim.tape import PreEncodedWire
 from tickguard.sim.truth import TruthWriter
 
@@ -91,7 +91,9 @@ class SimServer(abc.ABC, Generic[C]):
 
     broker: ClassVar[str]
     ws_path: ClassVar[str]
-    connection_class: ClassVar[type[ServerConnection]] = ServerConnection
+    connection_class: ClassVar[type[FeedConnection]] = FeedConnection
+    """The feed writes bursts through :meth:`FeedConnection.send_texts`; a broker's own class
+    (KIS: PONG reporting) extends it."""
 
     def __init__(self, config: C, wire: Wire, *, frame_cap: int, slot_hold_s: float) -> None:
         self.config = config
@@ -252,6 +254,7 @@ class SimServer(abc.ABC, Generic[C]):
     # -- connections ---------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        assert isinstance(ws, FeedConnection)  # serve() builds ``connection_class``
         conn = self.sessions.open(ws)
         self.counters.connections += 1
         path = ws.request.path if ws.request is not None else ""

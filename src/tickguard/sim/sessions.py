@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from websockets.asyncio.server import ServerConnection
@@ -24,12 +24,40 @@ Queued = tuple[str, str, str, int]
 """(channel, symbol, encoded record, truth key) waiting to be framed for one connection."""
 
 
+class FeedConnection(ServerConnection):
+    """A server connection that sends a burst of text frames in one socket write.
+
+    ``send`` costs one ``sock.send`` syscall per frame, the largest single cost of the feed
+    at 20k records/s. :meth:`send_texts` frames every message through the sans-I/O protocol
+    (same frames, same order, same state checks as ``send``) and hands the bytes to the
+    transport at once; ``send_context`` keeps its closing-state handling, ConnectionClosed
+    and drain (the writer waits while asyncio's write buffer is above its high mark).
+    """
+
+    async def send_texts(self, messages: Sequence[str]) -> None:
+        """Send each message as one text frame, in order; raises ConnectionClosed like ``send``."""
+        while self.send_in_progress is not None:  # a fragmented message goes first
+            await asyncio.shield(self.send_in_progress)
+        async with self.send_context():
+            send_text = self.protocol.send_text
+            for message in messages:
+                send_text(message.encode())
+
+    def send_data(self) -> None:
+        """Everything queued goes out in one transport write; a half-close (an empty chunk
+        in the protocol's queue) keeps the stock per-chunk path, which handles it."""
+        writes = self.protocol.writes
+        if len(writes) > 1 and b"" not in writes:
+            self.protocol.writes = [b"".join(writes)]
+        super().send_data()
+
+
 @dataclass(eq=False, slots=True)
 class Conn:
     """One websocket connection (a session once bound to an app key)."""
 
     id: int
-    ws: ServerConnection
+    ws: FeedConnection
     app_key: str | None = None
     subs: dict[SubKey, None] = field(default_factory=dict)
     """Registrations in order (a dict used as an ordered set)."""
@@ -86,7 +114,7 @@ class SessionTable:
         self._hold = slot_hold_s
         self._next_id = 0
 
-    def open(self, ws: ServerConnection) -> Conn:
+    def open(self, ws: FeedConnection) -> Conn:
         self._next_id += 1
         conn = Conn(self._next_id, ws)
         self.conns[conn.id] = conn
