@@ -33,7 +33,7 @@ async def server() -> AsyncIterator[tuple[str, asyncio.Queue[FeedConnection]]]:
 
 async def test_a_burst_is_one_write_of_the_same_frames_in_order() -> None:
     messages = [f"0|H0STCNT0|001|{i}^" + "x" * (i * 37 % 300) for i in range(200)]
-    messages.append("Ω non-ascii " * 20)
+    messages += ["Ω non-ascii " * 20, "", "z" * 125, "z" * 126, "z" * 65535, "z" * 65536]
     async with server() as (url, opened), connect(url) as client:
         ws = await opened.get()
         writes: list[bytes] = []
