@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 from tickguard.sim.feed import Wire
 from tickguard.sim.market import GenEvent
@@ -33,6 +33,14 @@ class PreEncodedWire:
         self.trade_channel = wire.trade_channel
         self.book_channel = wire.book_channel
         self.rng_salt = wire.rng_salt
+        # The rest is the wrapped wire's own, bound once: the feed calls group/frame/label
+        # per record or frame, and a forwarding method would add a call to each.
+        self.group: Callable[[str, str], Hashable] = wire.group
+        self.frame: Callable[[Hashable, list[str]], str] = wire.frame
+        self.label: Callable[[Hashable], str] = wire.label
+        self.grow: Callable[[str], str] = wire.grow
+        self.corrupt: Callable[[random.Random, str], str] = wire.corrupt
+        self.malformed: Callable[[random.Random, str, str], tuple[str, str]] = wire.malformed
         self._records: dict[int, str] = {}
 
     def prepare(self, events: Iterator[GenEvent], until_t: float) -> Iterator[GenEvent]:
@@ -55,24 +63,6 @@ class PreEncodedWire:
     def encode(self, ev: GenEvent) -> str:
         record = self._records.pop(id(ev), None)
         return self._wire.encode(ev) if record is None else record
-
-    def group(self, channel: str, symbol: str) -> Hashable:
-        return self._wire.group(channel, symbol)
-
-    def frame(self, group: Hashable, records: list[str]) -> str:
-        return self._wire.frame(group, records)
-
-    def label(self, group: Hashable) -> str:
-        return self._wire.label(group)
-
-    def grow(self, record: str) -> str:
-        return self._wire.grow(record)
-
-    def corrupt(self, rng: random.Random, frame: str) -> str:
-        return self._wire.corrupt(rng, frame)
-
-    def malformed(self, rng: random.Random, channel: str, record: str) -> tuple[str, str]:
-        return self._wire.malformed(rng, channel, record)
 
 
 def _consume(ready: list[GenEvent], records: dict[int, str]) -> Iterator[GenEvent]:
