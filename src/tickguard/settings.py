@@ -61,9 +61,9 @@ class StreamSettings(BaseModel):
     side), ~0.4 KiB per trade: 10,000 is at most ~29 MiB. It is a high-water mark: once a
     stall filled it, the process keeps that memory (pymalloc reuses it, rarely returns it).
     At 50,000 (up to ~85-145 MiB) a soak's collector RSS stepped up with the queue's high
-    water during sink stalls. Not the only growth: 7-min soaks at 2,000 msgs/s also show a
-    steady ~3 MiB/min whatever the cap (issue 9). Past the cap readers wait and the socket
-    backs up: nothing is lost."""
+    water during sink stalls. (The steady ~3 MiB/min the soaks also showed whatever the cap
+    was the codecs' exchange-time caches, bounded since: ``TIME_CACHE_ENTRIES``.) Past the
+    cap readers wait and the socket backs up: nothing is lost."""
     batch_max_events: int = Field(default=2_000, ge=1)
     batch_max_delay_s: float = Field(default=0.05, gt=0)
     stale_after_s: float = Field(default=5.0, gt=0)
