@@ -235,7 +235,7 @@ def soak(
 
     A message is one trade or book record as the broker sends it. Drift = (median RSS of the
     last warm-up-long window − median of the window right after the warm-up) / the latter;
-    target < 5 %.
+    target < 5 % for the collector and persist (the simulator's is reported, not judged).
     """
     import logging
 
@@ -263,4 +263,6 @@ def soak(
             f"  {name}: {d.post_warmup_median_mb:.1f} → {d.last_window_median_mb:.1f} MiB "
             f"({d.drift:+.1%}), peak {d.peak_mb:.1f} MiB, {d.samples} samples"
         )
+    typer.echo(f"{'ok' if result.ok else 'NOT ok'}: max drift of collector and persist "
+               f"{result.max_drift:.1%} (target < 5 %)")  # fmt: skip
     typer.echo(f"load average {result.load_avg_start} → {result.load_avg_end}")
