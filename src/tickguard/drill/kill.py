@@ -86,6 +86,10 @@ from tickguard.store.migrate import libpq_url
 from tickguard.stream import journal
 
 log = logging.getLogger(__name__)
+
+MAX_SPEED = 60.0
+"""Sim seconds per wall second at most: a 390-minute session then lasts 6.5 min of wall time,
+enough for the Prefect rig's start (~40 s), the default ``session_s`` (240) and a margin."""
 T = TypeVar("T")
 Key = tuple[str, int]
 
@@ -164,6 +168,10 @@ async def run_kill_drill(
     if target is None or rig is None:
         raise DrillError(f"no kill drill {opts.scenario.name!r} for {opts.broker.value}")
     knobs = Knobs.from_extra(opts.scenario.extra)
+    # The market must stay open for the whole Prefect session: at drill --all's speed 240 a
+    # 390-minute day lasts 98 s of wall time and closed ~20 s after the first kill, so the
+    # restarted collector found no data to store.
+    opts = dataclasses.replace(opts, speed=min(opts.speed, MAX_SPEED))
     started, since = time.monotonic(), time.time()
     symbols = deployment_symbols(project_dir())
     opts, day = pin_trading_day(dataclasses.replace(opts, symbols=len(symbols)))
