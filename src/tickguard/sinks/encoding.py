@@ -247,6 +247,12 @@ def _columns(part: Any, width: int) -> list[list[Any]] | None:
     return part
 
 
+def _days(col: list[int]) -> list[date]:
+    """Trading-day ordinals → dates, each distinct day built once (a batch holds one or two)."""
+    days = {d: date.fromordinal(d) for d in set(col)}
+    return [days[d] for d in col]
+
+
 def _dts(col: list[int]) -> list[datetime]:
     """Microseconds → aware UTC datetimes, exactly.
 
@@ -267,13 +273,12 @@ def _trades(part: Any) -> list[Trade]:
     if cols is None:
         return []
     broker, symbol, day, ts, price, qty, side, cum, received, source = cols
-    days = {d: date.fromordinal(d) for d in set(day)}
     return list(
         map(
             Trade,
             [_BROKERS[b] for b in broker],
             symbol,
-            [days[d] for d in day],
+            _days(day),
             _dts(ts),
             price,
             qty,
@@ -291,13 +296,12 @@ def _books(part: Any) -> list[BookSnapshot]:
     if cols is None:
         return []
     broker, symbol, day, ts, asks, bids, total_ask, total_bid, received = cols
-    days = {d: date.fromordinal(d) for d in set(day)}
     return list(
         map(
             BookSnapshot,
             [_BROKERS[b] for b in broker],
             symbol,
-            [days[d] for d in day],
+            _days(day),
             _dts(ts),
             _sides(asks),
             _sides(bids),
